@@ -1,0 +1,26 @@
+"""openmm-timewarp: learned, time-coarsened Timewarp moves for OpenMM.
+
+Importing this package imports torch before openmm (the openmm-torch plugin needs libtorch
+loaded first) and repairs the plugin if openmm was imported earlier.
+"""
+
+from . import _stack
+
+_stack.check_stack()
+
+from .contract import CONTRACT_VERSION, FlowContractError, FlowInfo, load_flow  # noqa: E402
+from .integrator import TimewarpIntegrator  # noqa: E402
+from .models import list_models, register_model  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "FlowContractError",
+    "FlowInfo",
+    "TimewarpIntegrator",
+    "list_models",
+    "load_flow",
+    "register_model",
+    "__version__",
+]
