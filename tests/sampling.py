@@ -23,9 +23,13 @@ def batch_mean_z(series, exact, num_batches=25):
     return float((series.mean() - exact) / error)
 
 
-def double_well_z_scores(num_samples=8000, move_interval=0, proposals=4, batch_size=3, seed=1, flow=None):
-    """Sample the double well with Timewarp moves; return z-scores of P(x>0), <x> and <y^2+z^2>."""
-    system, positions = double_well_system(1, stiffening=STIFFENING)
+def double_well_z_scores(num_samples=8000, move_interval=0, proposals=4, batch_size=3, seed=1, flow=None,
+                         num_particles=1):
+    """Sample the double well with Timewarp moves; return z-scores of P(x>0), <x> and <y^2+z^2>.
+
+    Each frame contributes the average over its (independent) particles.
+    """
+    system, positions = double_well_system(num_particles, stiffening=STIFFENING)
     if flow is None:
         flow = torch.jit.script(DriftGaussianFlow(sigma=0.06, drift=0.03, coupling=0.2, temperature=TEMPERATURE))
     integrator = TimewarpIntegrator(TEMPERATURE * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds,
@@ -34,15 +38,15 @@ def double_well_z_scores(num_samples=8000, move_interval=0, proposals=4, batch_s
     integrator.setRandomNumberSeed(seed)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
-    samples = np.empty((num_samples, 3))
+    samples = np.empty((num_samples, num_particles, 3))
     for i in range(num_samples):
         integrator.step(max(move_interval, 1))
-        samples[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)[0]
+        samples[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     samples = samples[num_samples // 10:]  # burn-in from the left well
     exact = double_well_exact(stiffening=STIFFENING, temperature=TEMPERATURE)
     assert integrator.getNumAccepted() > 0
     return {
-        "p_right": batch_mean_z(samples[:, 0] > 0, exact["p_right"]),
-        "mean_x": batch_mean_z(samples[:, 0], exact["mean_x"]),
-        "mean_r2": batch_mean_z((samples[:, 1:] ** 2).sum(axis=1), exact["mean_r2"]),
+        "p_right": batch_mean_z((samples[..., 0] > 0).mean(1), exact["p_right"]),
+        "mean_x": batch_mean_z(samples[..., 0].mean(1), exact["mean_x"]),
+        "mean_r2": batch_mean_z((samples[..., 1:] ** 2).sum(-1).mean(1), exact["mean_r2"]),
     }, integrator
