@@ -9,8 +9,10 @@ from . import _stack
 _stack.check_stack()
 
 from .contract import CONTRACT_VERSION, FlowContractError, FlowInfo, load_flow  # noqa: E402
+from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .integrator import TimewarpIntegrator  # noqa: E402
 from .models import list_models, register_model  # noqa: E402
+from .reporter import TimewarpReporter  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -19,8 +21,11 @@ __all__ = [
     "FlowContractError",
     "FlowInfo",
     "TimewarpIntegrator",
+    "TimewarpReporter",
     "list_models",
+    "load_checkpoint",
     "load_flow",
     "register_model",
+    "save_checkpoint",
     "__version__",
 ]

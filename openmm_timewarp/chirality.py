@@ -41,8 +41,8 @@ def find_chirality_centres(
     return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
 
 
-def chirality_signs(positions: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Signs (+1, -1, 0) of the chirality signature of every centre.
+def signed_volumes(positions: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """d0 . (d1 x d2) at every centre (nm^3), differentiable.
 
     Parameters
     ----------
@@ -57,7 +57,12 @@ def chirality_signs(positions: torch.Tensor, centres: torch.Tensor) -> torch.Ten
     d0 = positions[..., centres[:, 1], :] - centre
     d1 = positions[..., centres[:, 2], :] - centre
     d2 = positions[..., centres[:, 3], :] - centre
-    return torch.sign((d0 * torch.cross(d1, d2, dim=-1)).sum(-1))
+    return (d0 * torch.cross(d1, d2, dim=-1)).sum(-1)
+
+
+def chirality_signs(positions: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Signs (+1, -1, 0) of the chirality signature of every centre, [..., C]."""
+    return torch.sign(signed_volumes(positions, centres))
 
 
 def chirality_changed(reference: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ and a sampling user never imports the training stack.
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # name -> (module, one-line help)
@@ -17,7 +18,7 @@ SUBCOMMANDS = {
     "finetune": ("openmm_timewarp.training.finetune_commands", "fine-tune a trained flow for MH acceptance"),
     "export": ("openmm_timewarp.flow.commands", "export a trained flow to a TorchScript contract-1 file"),
     "analyze": ("openmm_timewarp.analysis.commands", "torsions, states, ESS and Ramachandran plots of runs"),
-    "benchmark": ("openmm_timewarp.benchmark", "Timewarp vs MD (and peers) on the same machine, same budget"),
+    "benchmark": ("openmm_timewarp.benchmark.commands", "Timewarp vs MD (and peers) on the same machine, same budget"),
     "demo": ("openmm_timewarp.demo", "alanine dipeptide: shipped model vs the best MD baseline"),
     "models": ("openmm_timewarp.models.commands", "list the shipped models"),
 }
@@ -26,7 +27,11 @@ SUBCOMMANDS = {
 def _available():
     found = {}
     for name, (module, help_text) in SUBCOMMANDS.items():
-        if importlib.util.find_spec(module) is not None:
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its parent package is not installed
+            present = False
+        if present:
             found[name] = (module, help_text)
     return found
 

@@ -299,8 +299,7 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
             finite = torch.isfinite(batch.x).all(dim=(1, 2)) & torch.isfinite(batch.v).all(dim=(1, 2))
             finite &= torch.isfinite(batch.log_q)
             flipped = chirality_changed(current["signs"], chirality_signs(batch.x, self._centres))
-            self._numChiralityRejections += int((finite & flipped).sum())
-            valid = (finite & ~flipped).tolist()
+            finite, flipped = finite.tolist(), flipped.tolist()
             begin, chunk = 0, min(self._reverseChunk, size)
             while begin < size:
                 end = min(size, begin + chunk)
@@ -312,7 +311,10 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
                         reverse_log_prob(batch, begin, end), batch.log_u[begin:end])
                 bound = bound.tolist()
                 for i in range(begin, end):
-                    if not valid[i] or not bound[i - begin] > -math.inf:
+                    if not finite[i] or not bound[i - begin] > -math.inf:
+                        continue
+                    if flipped[i]:
+                        self._numChiralityRejections += 1
                         continue
                     new_energy = self._energy(context, batch.x[i].numpy().astype(np.float64))
                     if new_energy < bound[i - begin]:
@@ -419,11 +421,43 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         self._numDiscarded = self._numChiralityRejections = 0
         self._energyChange = self._flowTime = self._energyTime = self._mdTime = 0.0
 
+    # ------------------------------------------------------------------ restart
+    def getTimewarpState(self):
+        """The integrator's own state: the moves' random generator, counters and timers (a dict).
+
+        Together with OpenMM's checkpoint it makes a restart bit-exact on the Reference platform;
+        see :func:`openmm_timewarp.save_checkpoint`.
+        """
+        return {
+            "version": 1,
+            "generator": self._generator.get_state().numpy().tobytes(),
+            "reverse_chunk": self._reverseChunk,
+            "statistics": {
+                "moves": self._numMoves, "proposals": self._numProposals, "accepted": self._numAccepted,
+                "discarded": self._numDiscarded, "chirality_rejections": self._numChiralityRejections,
+                "accepted_energy_change": self._energyChange, "flow_time": self._flowTime,
+                "energy_time": self._energyTime, "md_time": self._mdTime,
+            },
+        }
+
+    def setTimewarpState(self, state):
+        """Restore what :meth:`getTimewarpState` returned."""
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError("not a TimewarpIntegrator state (version 1)")
+        self._generator.set_state(torch.frombuffer(bytearray(state["generator"]), dtype=torch.uint8))
+        self._reverseChunk = int(state["reverse_chunk"])
+        stats = state["statistics"]
+        self._numMoves, self._numProposals, self._numAccepted = stats["moves"], stats["proposals"], stats["accepted"]
+        self._numDiscarded, self._numChiralityRejections = stats["discarded"], stats["chirality_rejections"]
+        self._energyChange, self._flowTime = stats["accepted_energy_change"], stats["flow_time"]
+        self._energyTime, self._mdTime = stats["energy_time"], stats["md_time"]
+
     # ------------------------------------------------------------------ unsupported copies
     def _refuse_copy(self, *args):
         raise TypeError(
             "a TimewarpIntegrator cannot be copied or pickled: its flow and random state would be lost "
             "(XmlSerializer writes only the LangevinMiddleIntegrator part). Create a new TimewarpIntegrator "
-            "with the same arguments instead.")
+            "with the same arguments instead; to save and restore a run, use openmm_timewarp.save_checkpoint "
+            "and load_checkpoint.")
 
     __copy__ = __deepcopy__ = __getstate__ = __reduce__ = __reduce_ex__ = _refuse_copy

@@ -39,6 +39,10 @@ class TrainConfig:
         "cpu" or "cuda"; the code is the same.
     rotations : bool
         Random rotations of each pair (data augmentation; the flow is not rotation equivariant).
+    pairs_per_epoch : int, optional
+        Train each epoch on a fresh random subset of this many pairs (all pairs if None).
+    max_validation_pairs : int
+        Validate on at most this many pairs (evenly spaced through the validation set).
     """
 
     epochs: int = 20
@@ -52,6 +56,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     rotations: bool = True
+    pairs_per_epoch: Optional[int] = None
+    max_validation_pairs: int = 4096
 
 
 def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
@@ -104,19 +110,35 @@ def _learning_rate_factor(step: int, warmup: int, total: int, floor: float) -> f
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _batches(dataset, batch_size: int, generator: torch.Generator, collate: Callable, shuffle: bool):
-    order = torch.randperm(len(dataset), generator=generator).tolist() if shuffle else list(range(len(dataset)))
+_BATCH_KEYS = ("x_cond", "x_target", "atomic_numbers", "mask")
+
+
+def batch_tensors(batch):
+    """(x_cond, x_target, atomic_numbers, mask) from a collated batch (a dict with those keys, or a tuple)."""
+    if isinstance(batch, dict):
+        return tuple(batch[key] for key in _BATCH_KEYS)
+    return tuple(batch)
+
+
+def _batches(dataset, batch_size: int, generator: torch.Generator, collate: Callable, shuffle: bool,
+             limit: Optional[int] = None):
+    if shuffle:
+        order = torch.randperm(len(dataset), generator=generator).tolist()[:limit]
+    else:
+        stride = max(1, len(dataset) // limit) if limit else 1
+        order = list(range(0, len(dataset), stride))[:limit]
     for start in range(0, len(order), batch_size):
-        yield collate([dataset[i] for i in order[start:start + batch_size]])
+        yield batch_tensors(collate([dataset[i] for i in order[start:start + batch_size]]))
 
 
-def evaluate_nll(flow, dataset, collate: Callable, batch_size: int = 256, seed: int = 12345, device="cpu") -> float:
-    """Mean validation NLL per atom (fixed auxiliary noise, no rotations)."""
+def evaluate_nll(flow, dataset, collate: Callable, batch_size: int = 256, seed: int = 12345, device="cpu",
+                 max_pairs: Optional[int] = None) -> float:
+    """Mean validation NLL per atom (fixed auxiliary noise, no rotations), over at most ``max_pairs`` pairs."""
     generator = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     flow.eval()
     with torch.no_grad():
-        for batch in _batches(dataset, batch_size, generator, collate, shuffle=False):
+        for batch in _batches(dataset, batch_size, generator, collate, shuffle=False, limit=max_pairs):
             x_cond, x_target, numbers, mask = (t.to(device) for t in batch)
             loss = nll_per_atom(flow, x_cond, x_target, numbers, mask, generator)
             total += float(loss) * x_cond.shape[0]
@@ -163,7 +185,7 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     flow = flow.to(device)
     ema = ExponentialMovingAverage(flow, config.ema_decay)
     optimizer = torch.optim.AdamW(flow.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    steps_per_epoch = math.ceil(min(len(train_set), config.pairs_per_epoch or len(train_set)) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     start_epoch, step, history = 0, 0, []
     checkpoint_path = os.path.join(out_dir, "checkpoint.pt") if out_dir else None
@@ -184,7 +206,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         flow.train()
         started, running, batches = time.time(), 0.0, 0
-        for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True):
+        for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True,
+                              limit=config.pairs_per_epoch):
             x_cond, x_target, numbers, mask = batch
             if config.rotations:
                 x_cond, x_target = rotate_pairs(x_cond, x_target, mask, random_rotations(x_cond.shape[0], generator))
@@ -204,7 +227,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
             batches += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, nll=f"{running / batches:.3f}")
-        val = evaluate_nll(ema.shadow, val_set, collate, device=device) if len(val_set) else float("nan")
+        val = (evaluate_nll(ema.shadow, val_set, collate, device=device, max_pairs=config.max_validation_pairs)
+               if len(val_set) else float("nan"))
         record = {"epoch": epoch, "step": step, "train_nll": running / max(batches, 1), "val_nll": val,
                   "learning_rate": optimizer.param_groups[0]["lr"], "seconds": time.time() - started}
         history.append(record)
