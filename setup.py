@@ -12,18 +12,19 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["openmm_timewarp", "openmm_timewarp.*"]),
-    package_data={"openmm_timewarp": ["models/*.pt", "models/*.md", "models/*.json", "data/*.pdb"]},
+    package_data={"openmm_timewarp": ["models/*.pt", "models/*.md", "models/*.json", "data/*.pdb", "structures/*.pdb", "analysis/*.json"]},
     install_requires=[
         "torch>=2.1",
         "openmm>=8.1",
         "numpy>=1.24",
         "scipy>=1.10",
         "tqdm>=4.60",
+        "PeptideBuilder>=1.1",
     ],
     extras_require={
         "torchforce": ["openmmtorch>=1.4"],
         "analysis": ["mdtraj>=1.9.9", "matplotlib>=3.7"],
-        "test": ["pytest>=7", "openmmtorch>=1.4", "mdtraj>=1.9.9", "matplotlib>=3.7"],
+        "test": ["pytest>=7", "openmmtorch>=1.4", "mdtraj>=1.9.9", "matplotlib>=3.7", "PeptideBuilder>=1.1"],
     },
     entry_points={"console_scripts": ["openmm-timewarp=openmm_timewarp.cli:main"]},
     classifiers=[

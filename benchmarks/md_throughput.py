@@ -35,9 +35,9 @@ def measure(args_dict):
     from openmm_timewarp.data.simulate import read_metadata, simulate
 
     args = argparse.Namespace(**args_dict)
-    platform = systems.platform_by_name(args.platform, 22)
     topology, positions = systems.load_alanine_dipeptide()
     system = systems.create_system(topology, args.preset, args.hydrogen_mass)
+    platform = systems.platform_by_name(args.platform, system, positions)
     integrator = openmm.LangevinMiddleIntegrator(310 * unit.kelvin, 1 / unit.picosecond, args.timestep * unit.femtosecond)
     context = openmm.Context(system, integrator, platform)
     context.setPositions(positions)
