@@ -3,8 +3,9 @@
 Runs Timewarp MH moves and plain MD (1 fs, and 2 fs with hydrogen mass repartitioning) for the
 same few minutes each, one replica per core, with the benchmark runner
 (:func:`openmm_timewarp.benchmark.run_benchmark`), then prints acceptance, ESS per second, the
-speed-up over the better MD variant on each observable and the state populations against the
-310 K reference, and writes the Ramachandran plots into the output folder.
+speed-up over the better MD variant on each observable, the state populations against the
+310 K reference and the time to 0.3 kT of each method, and writes the Ramachandran plots and the
+error-vs-time plot into the output folder.
 """
 
 import sys
@@ -59,7 +60,7 @@ def demo_table(result):
 
 def run(args):
     from .benchmark.commands import FlowNotFoundError, resolve_flow
-    from .benchmark.report import exploration_table, populations_table
+    from .benchmark.report import accuracy_table, exploration_table, populations_table
     from .benchmark.runner import BenchmarkError, run_benchmark
 
     if args.minutes <= 0:
@@ -88,11 +89,14 @@ def run(args):
     print(populations_table(result))
     print()
     print(exploration_table(result))
+    print()
+    print(accuracy_table(result))
     missed = {m: s["missed_states"] for m, s in result["methods"].items() if s["missed_states"]}
     if missed:
         print()
         print("Missed states the reference visits (speed-up 0 for the observables they affect): "
               + "; ".join(f"{m}: {', '.join(states)}" for m, states in missed.items()))
     print()
-    print(f"wrote {result['files']['json']}, {result['figures']['ramachandran']}, {result['figures']['ess_per_s']}")
+    print(f"wrote {result['files']['json']}, {result['figures']['ramachandran']}, {result['figures']['ess_per_s']}, "
+          f"{result['figures']['error_vs_time']}")
     return 0

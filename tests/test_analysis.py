@@ -114,10 +114,65 @@ def test_ess_of_several_chains_is_the_sum():
         effective_sample_size(same_length[0]) + effective_sample_size(same_length[1]))
 
 
-def test_constant_series_has_no_ess():
-    assert math.isnan(integrated_autocorrelation_time(np.zeros(1000)))
-    assert effective_sample_size(np.zeros(1000)) == 0.0
-    assert block_ess(np.zeros(1000), 100) == 0.0
+@pytest.mark.parametrize("value", [0.0, 0.1, 1.0 / 3.0, math.sin(math.radians(150.0))])
+@pytest.mark.parametrize("n", [100, 324, 1000])
+def test_constant_series_has_no_ess(value, n):
+    # the mean of n copies of 0.1 is not exactly 0.1: the rounding offset must not count as a fluctuation
+    x = np.full(n, value)
+    assert math.isnan(integrated_autocorrelation_time(x))
+    assert np.all(np.isnan(autocorrelation(x)))
+    for method in ("sokal", "geyer"):
+        assert effective_sample_size(x, method=method) == 0.0
+    assert block_ess(x, 10) == 0.0
+    assert block_ess([x, np.full(n, -value)], 10) == 0.0
+
+
+def alternating_mixture(n, seed, variance=4.0):
+    """A slow AR(1) (rho 0.95) plus a fast alternating one (rho -0.9, ``variance``): rho(1) < 0, tau_int >> 1.
+
+    Like a torsion observable of MD sampled every 0.5 ps: a libration aliased into a period-2 oscillation
+    on top of slow transitions. Exact tau_int: the variance-weighted mean of the two components' values.
+    """
+    x = ar1(0.95, n, seed) + math.sqrt(variance) * ar1(-0.9, n, seed + 1000)
+    tau = (ar1_tau(0.95) + variance * ar1_tau(-0.9)) / (1.0 + variance)
+    return x, tau
+
+
+def test_sokal_window_is_not_closed_by_a_negative_lag_one_correlation():
+    n = 200_000
+    x, tau = alternating_mixture(n, 61)
+    rho = autocorrelation(x)
+    assert rho[1] < -0.4 and 1.0 + 2.0 * rho[1] < 0.2  # Sokal's rule alone would stop at lag 1 with tau < 0.2
+    sokal = integrated_autocorrelation_time(x, method="sokal")
+    geyer = integrated_autocorrelation_time(x, method="geyer")
+    # the c = 5 window truncates the slow component's tail (decay time 19.5 lags): a known downward bias
+    assert 0.7 < sokal / tau < 1.0 + N_SIGMA * sokal_relative_error(tau, n)
+    assert abs(geyer / tau - 1.0) < N_SIGMA * sokal_relative_error(tau, n)
+
+
+@pytest.mark.parametrize("method", ["sokal", "geyer"])
+def test_ess_never_exceeds_n_log10_n_per_chain(method):
+    # An antithetic chain (rho(t) = (-0.9)^t, tau_int = 0.053) is credited at most n log10 n per chain.
+    n = 10_000
+    x = ar1(-0.9, n, 62)
+    assert integrated_autocorrelation_time(x, method=method) == pytest.approx(1.0 / math.log10(n))
+    assert effective_sample_size(x, method=method) == pytest.approx(n * math.log10(n))
+    assert effective_sample_size([x, x[:5000]], method=method) == pytest.approx(
+        n * math.log10(n) + 5000 * math.log10(5000))
+    assert block_ess(x, 100) == pytest.approx(n * math.log10(n))
+    # short runs like 324 samples of MD at 0.5 ps: positive, and at most 324 log10 324 = 813
+    for seed in range(5):
+        short, _ = alternating_mixture(324, 70 + seed)
+        assert 0.0 < effective_sample_size(short, method=method) <= 324 * math.log10(324) + 1e-9
+    # below ten samples the bound is n itself
+    tiny = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    assert effective_sample_size(tiny, method=method) == pytest.approx(6.0)
+
+
+def test_iid_ess_is_not_affected_by_the_bounds():
+    x = np.random.default_rng(63).standard_normal(20_000)
+    assert abs(effective_sample_size(x) / len(x) - 1.0) < N_SIGMA * sokal_relative_error(1.0, len(x))
+    assert abs(block_ess(x, 200) / len(x) - 1.0) < N_SIGMA * math.sqrt(2.0 / 99)
 
 
 def test_unknown_method_and_column_vectors_are_rejected():
@@ -160,8 +215,22 @@ def test_block_ess_of_a_rare_bursty_indicator():
     assert abs(block_ess(x, block) / (n / tau) - 1.0) < tolerance
     assert abs(effective_sample_size(x) / (n / tau) - 1.0) < N_SIGMA * sokal_relative_error(tau, n)
     # a chain that never enters the state adds samples but no information about it
-    assert block_ess([x, np.zeros(50_000)], block) > 0
+    assert block_ess([x, np.zeros(50_000)], block) == pytest.approx(block_ess(x, block))
     assert effective_sample_size([x, np.zeros(50_000)]) == pytest.approx(effective_sample_size(x))
+
+
+def test_block_ess_of_several_chains_is_the_per_chain_sum():
+    # chains with different means (one in each of two states) must not count the difference as a fluctuation
+    rng = np.random.default_rng(64)
+    a, b = rng.standard_normal(20_000), 10.0 + rng.standard_normal(30_000)
+    total = block_ess([a, b], 500)
+    assert total == pytest.approx(block_ess(a, 500) + block_ess(b, 500))
+    assert abs(total / 50_000 - 1.0) < N_SIGMA * math.sqrt(2.0 / 39)
+    assert block_ess(np.stack([a[:10_000], b[:10_000]]), 500) == pytest.approx(
+        block_ess(a[:10_000], 500) + block_ess(b[:10_000], 500))
+    # a varying chain too short for two blocks is left out; NaN only if no varying chain can be estimated
+    assert block_ess([a, b[:700]], 500) == pytest.approx(block_ess(a, 500))
+    assert math.isnan(block_ess([b[:700], np.zeros(5000)], 500))
 
 
 def test_block_standard_error_of_independent_samples():

@@ -130,3 +130,22 @@ def test_torchscript_export_round_trip(tmp_path):
     assert torch.equal(x, ex) and torch.equal(v, ev) and torch.allclose(log_q, elq, atol=1e-5)
     assert torch.allclose(module.log_prob(x_cond, numbers[0], x, v), flow.log_prob_batch(x_cond, numbers, x, v, mask),
                           atol=1e-5)
+
+
+def test_rotation_equivariance_in_the_canonical_frame():
+    flow = perturbed_flow()
+    assert flow.canonical
+    x_cond, numbers, z, mask = molecule(atoms=6)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
+    q = q * torch.sign(torch.det(q))  # a proper rotation
+    x, v, log_q = flow.sample_batch(x_cond, numbers, z, mask)
+    xr, vr, log_qr = flow.sample_batch(x_cond @ q.T, numbers, z, mask)
+    assert torch.allclose(xr, x @ q.T, atol=1e-9)
+    assert torch.allclose(vr, v @ q.T, atol=1e-9)
+    assert torch.allclose(log_qr, log_q, atol=1e-8)
+    assert torch.allclose(flow.log_prob_batch(x_cond @ q.T, numbers, x @ q.T, v @ q.T, mask), log_q, atol=1e-8)
+    # without the frame the same flow is not rotation equivariant
+    flow.canonical = False
+    xn, _, _ = flow.sample_batch(x_cond, numbers, z, mask)
+    xnr, _, _ = flow.sample_batch(x_cond @ q.T, numbers, z, mask)
+    assert not torch.allclose(xnr, xn @ q.T, atol=1e-6)

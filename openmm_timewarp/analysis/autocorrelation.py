@@ -6,16 +6,31 @@ the number of pairs N - t, the convention of the packaged alanine-dipeptide refe
 values these functions reproduce; ``estimator="biased"`` divides by N instead):
 
 - ``"sokal"``: tau(M) = 1 + 2 sum_{t=1..M} rho(t), with the window M the smallest lag for which
-  M >= c * tau(M) (Sokal 1997; c = 5 by default).
+  M >= c * max(tau(M), 1) (Sokal 1997; c = 5 by default). Sokal's rule M >= c tau(M) presumes
+  tau >= 1; taking tau at least 1 in the rule only means the window is never shorter than c lags.
+  Without it, a strongly negative rho(1) (an oscillation aliased by the sampling interval, such
+  as a torsion libration sampled every 0.5 ps) makes tau(1) tiny or negative and closes the
+  window at lag 1, before the slow positive correlations are seen.
 - ``"geyer"``: Geyer's (1992) initial positive sequence. The pair sums
   Gamma_k = rho(2k) + rho(2k+1) are summed while positive; tau = -1 + 2 sum_k Gamma_k.
   ``monotone=True`` also applies Geyer's initial monotone sequence (Gamma_k clipped to be
   non-increasing).
 
+Lower bound on tau. Negative correlations can make tau_int < 1 (ESS > N): genuinely so for an
+antithetic chain, but far more often on short series as an estimation artefact. Both estimators
+therefore return at least ``min_tau(N) = 1 / max(1, log10 N)``, the bound Stan uses (its ESS is
+at most N log10 N): an ESS may exceed N, by at most a factor log10 N (2.5 for N = 324, 5 for
+N = 10^5), never by the factor of ~20 seen from a 324-sample window. For N <= 10 the bound is
+tau >= 1 (ESS <= N).
+
+A constant series (every value the same, e.g. the indicator of a state never visited) has no
+fluctuations to measure: its autocorrelation is NaN and its tau_int NaN, and it counts 0 ESS.
+
 The effective sample size of a series of N samples is ESS = N / tau. Several independent chains
 (a list of 1-D arrays, or a 2-D array with one chain per row) get the sum of the per-chain ESS.
 """
 
+import math
 from typing import Sequence, Union
 
 import numpy as np
@@ -41,7 +56,9 @@ def autocorrelation(x, estimator="unbiased"):
     Returns
     -------
     numpy.ndarray, shape (n,)
-        rho(t) = C(t) / C(0) for t = 0 .. n-1, so rho(0) = 1. All NaN if the series is constant.
+        rho(t) = C(t) / C(0) for t = 0 .. n-1, so rho(0) = 1. All NaN if the series is constant
+        (all values equal: rounding in the mean would otherwise leave a spurious offset whose
+        "autocorrelation" is 1 at every lag).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
@@ -51,6 +68,8 @@ def autocorrelation(x, estimator="unbiased"):
     n = len(x)
     if n == 0:
         raise ValueError("empty series")
+    if is_constant(x):
+        return np.full(n, np.nan)
     centred = x - x.mean()
     size = 1 << int(2 * n - 1).bit_length()  # zero padding: no wrap-around
     spectrum = np.fft.rfft(centred, n=size)
@@ -62,10 +81,42 @@ def autocorrelation(x, estimator="unbiased"):
     return acov / acov[0]
 
 
+def is_constant(x):
+    """Whether every value of a series is the same (no fluctuations; NaN-free input assumed).
+
+    Parameters
+    ----------
+    x : array_like
+
+    Returns
+    -------
+    bool
+    """
+    x = np.asarray(x, dtype=float)
+    return x.size == 0 or bool(np.all(x == x.flat[0]))
+
+
+def min_tau(n):
+    """Smallest integrated autocorrelation time returned for a series of ``n`` samples.
+
+    ``1 / max(1, log10 n)``: the per-chain ESS is at most ``n * max(1, log10 n)`` (Stan's bound,
+    see the module docstring).
+
+    Parameters
+    ----------
+    n : int
+
+    Returns
+    -------
+    float
+    """
+    return 1.0 / max(1.0, math.log10(max(int(n), 1)))
+
+
 def _sokal(rho, c):
     taus = 2.0 * np.cumsum(rho) - 1.0  # taus[m] = 1 + 2 sum_{t=1..m} rho(t)
     lags = np.arange(len(rho))
-    ok = lags >= c * taus
+    ok = lags >= c * np.maximum(taus, 1.0)
     window = int(np.argmax(ok)) if ok.any() else len(rho) - 1
     return float(taus[window])
 
@@ -78,7 +129,7 @@ def _geyer(rho, monotone):
     gamma = gamma[:stop]
     if monotone and len(gamma):
         gamma = np.minimum.accumulate(gamma)
-    return float(max(-1.0 + 2.0 * gamma.sum(), 1e-12)) if len(gamma) else 1.0
+    return float(-1.0 + 2.0 * gamma.sum()) if len(gamma) else 1.0
 
 
 def integrated_autocorrelation_time(x, method="sokal", c=5.0, monotone=False, estimator="unbiased"):
@@ -101,16 +152,16 @@ def integrated_autocorrelation_time(x, method="sokal", c=5.0, monotone=False, es
     Returns
     -------
     float
-        tau_int = 1 + 2 sum_t rho(t) (1 for uncorrelated samples); NaN for a constant series.
+        tau_int = 1 + 2 sum_t rho(t) (1 for uncorrelated samples), at least :func:`min_tau` (n);
+        NaN for a constant series.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     rho = autocorrelation(x, estimator=estimator)
     if np.isnan(rho[0]):
         return float("nan")
-    if method == "sokal":
-        return _sokal(rho, c)
-    return _geyer(rho, monotone)
+    tau = _sokal(rho, c) if method == "sokal" else _geyer(rho, monotone)
+    return max(tau, min_tau(len(rho)))
 
 
 def as_chains(x):
@@ -166,8 +217,9 @@ def effective_sample_size(x, method="sokal", c=5.0, monotone=False, estimator="u
     Returns
     -------
     float
-        The sum over chains of n_chain / tau_chain. A constant chain (for example the indicator of
-        a state the chain never visits) contributes 0: it carries no information about fluctuations.
+        The sum over chains of n_chain / tau_chain, each term at most n_chain max(1, log10 n_chain)
+        (:func:`min_tau`). A constant chain (for example the indicator of a state the chain never
+        visits) contributes 0: it carries no information about fluctuations.
     """
     total = 0.0
     for chain in as_chains(x):

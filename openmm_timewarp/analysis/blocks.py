@@ -10,7 +10,7 @@ estimate tends to overstate the ESS.
 
 import numpy as np
 
-from .autocorrelation import as_chains
+from .autocorrelation import as_chains, is_constant, min_tau
 
 
 def block_means(x, block_size):
@@ -65,12 +65,46 @@ def block_standard_error(x, block_size):
     return error if np.ndim(error) else float(error)
 
 
-def block_ess(x, block_size):
-    """Effective sample size from the variance of block means.
+def chain_block_ess(chain, block_size):
+    """Block-averaging effective sample size of one chain.
 
-    ESS = var(x) / se^2, with var(x) the variance of all samples (ddof=0, including a trailing
-    partial block) and se^2 = var(block means, ddof=1) / n_blocks. For independent samples this is about the number of
-    samples; for a chain much more correlated than one block it is smaller.
+    ESS = var(x) / se^2, with var(x) the variance of the chain's samples (ddof=0, including a
+    trailing partial block) and se^2 = var(block means, ddof=1) / n_blocks; at most
+    n max(1, log10 n), the bound of :func:`~.autocorrelation.min_tau` (block means that vary less
+    than independent ones would, as for an antithetic chain, are credited no more than that).
+
+    Parameters
+    ----------
+    chain : array_like, shape (n,)
+    block_size : int
+        Samples per block.
+
+    Returns
+    -------
+    float
+        0 for a constant chain (whatever its length), NaN with fewer than two complete blocks.
+    """
+    chain = np.asarray(chain, dtype=float)
+    if is_constant(chain):
+        return 0.0
+    means = block_means(chain, block_size)
+    if len(means) < 2:
+        return float("nan")
+    ceiling = len(chain) / min_tau(len(chain))
+    se2 = means.var(ddof=1) / len(means)
+    if se2 == 0.0:
+        return float(ceiling)
+    return float(min(chain.var() / se2, ceiling))
+
+
+def block_ess(x, block_size):
+    """Effective sample size from the variance of block means, per chain and summed over chains.
+
+    Each chain gets its own variance and its own block means (:func:`chain_block_ess`), as
+    :func:`~.autocorrelation.effective_sample_size` does: chains are never pooled, so differences
+    between the chains' means (a chain stuck in one state, another in a second) are not mistaken
+    for fluctuations within a chain. For independent samples this is about the number of samples;
+    for a chain much more correlated than one block it is smaller.
 
     Parameters
     ----------
@@ -83,20 +117,15 @@ def block_ess(x, block_size):
     Returns
     -------
     float
-        The ESS. 0 if the observable is constant in every block (a state never visited), NaN with
-        fewer than two blocks. If every block mean is identical but the samples vary, returns the
-        number of samples in complete blocks.
+        The sum over chains. A constant chain (a state never visited or never left) contributes 0;
+        a varying chain with fewer than two complete blocks cannot be estimated and is left out.
+        NaN when no chain can be estimated and some chain varies (0 if every chain is constant).
     """
     chains = as_chains(x)
-    block_size = int(block_size)
-    samples = np.concatenate(chains) if chains else np.empty(0)
-    means = block_means(list(chains), block_size)
-    if len(means) < 2:
+    if int(block_size) < 1:
+        raise ValueError("block_size must be at least 1")
+    values = [chain_block_ess(chain, block_size) for chain in chains]
+    varying = [v for c, v in zip(chains, values) if not is_constant(c)]
+    if varying and not any(np.isfinite(v) for v in varying):
         return float("nan")
-    variance = samples.var()
-    if variance == 0.0:
-        return 0.0
-    se2 = means.var(ddof=1) / len(means)
-    if se2 == 0.0:
-        return float(len(means) * block_size)
-    return float(variance / se2)
+    return float(sum(v for v in values if np.isfinite(v)))

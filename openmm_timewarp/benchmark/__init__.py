@@ -2,7 +2,9 @@
 
 - :mod:`.methods`: the registry of sampling methods and their driver contract;
 - :mod:`.runner`: runs replicas in worker processes and writes the JSON, samples and figures;
-- :mod:`.summary`: ESS per second, speed-ups over the best MD baseline, exploration times;
+- :mod:`.peers`: the peer methods, replica exchange and metadynamics (registered on import);
+- :mod:`.summary`: ESS per second, speed-ups over the best MD baseline, exploration times, time to accuracy;
+- :mod:`.accuracy`: the time-to-accuracy metric (worst macrostate error vs wall-clock time, time to 0.3 kT);
 - :mod:`.report`: text tables; :mod:`.figures`: PNGs; :mod:`.weighted`: estimates from weighted samples.
 """
 

@@ -46,7 +46,9 @@ def ess_rate_figure(summaries, path, title=None):
     """Grouped bars of ESS per wall-clock second, one group per observable, one bar per method.
 
     Left: the windowed (Sokal) estimate of every observable. Right: the block estimate of the
-    state indicators. Log scale; a zero ESS is marked with an "x" on the axis.
+    state indicators. Log scale; a zero ESS is marked with an "x" on the axis; an ESS marked not
+    meaningful (the method never visited a state the observable depends on) is drawn hatched and
+    pale.
 
     Parameters
     ----------
@@ -80,10 +82,13 @@ def ess_rate_figure(summaries, path, title=None):
                           dtype=float).reshape(len(methods), len(names))
         positive = values[np.isfinite(values) & (values > 0)]
         floor = positive.min() / 3.0 if positive.size else 1e-3
+        meaningful = np.array([[summaries[m]["ess"].get(o, {}).get("meaningful", True) for o in names]
+                               for m in methods], dtype=bool).reshape(len(methods), len(names))
         for k, method in enumerate(methods):
             x = np.arange(len(names)) + (k - (len(methods) - 1) / 2.0) * width
             shown = np.where(np.isfinite(values[k]) & (values[k] > 0), values[k], np.nan)
-            ax.bar(x, shown, width, label=method, color=f"C{k}")
+            ax.bar(x, np.where(meaningful[k], shown, np.nan), width, label=method, color=f"C{k}")
+            ax.bar(x, np.where(meaningful[k], np.nan, shown), width, color=f"C{k}", alpha=0.35, hatch="//")
             zero = np.flatnonzero(values[k] == 0)
             ax.plot(x[zero], np.full(len(zero), floor), "x", color=f"C{k}", markersize=7)
         ax.set_yscale("log")
@@ -94,7 +99,7 @@ def ess_rate_figure(summaries, path, title=None):
                             for n in names], rotation=30, ha="right")
         ax.set_title(label)
         ax.set_ylabel("ESS per wall-clock second")
-    axes[0].legend(fontsize="small")
+    axes[0].legend(fontsize="small", title="hatched: not meaningful", title_fontsize="small")
     if title:
         figure.suptitle(title)
     figure.savefig(str(path), dpi=100)

@@ -14,9 +14,11 @@ Parameters
   ``temperature_K``, ``record_interval_ps``, ...), restricted to the method's ``settings_keys``
   when it was registered with them. The driver supplies its own defaults for the rest (the
   built-in drivers use :data:`DEFAULT_SETTINGS` through :func:`resolve_settings`).
-- ``budget_s`` (float): wall-clock seconds. The built-in drivers set up (System, model,
-  equilibration) before their clock starts, report that time as ``setup_s``, and stop at the
-  first sample recorded after ``budget_s``; a driver may instead count its setup in the budget.
+- ``budget_s`` (float): wall-clock seconds of sampling. Every driver sets up (System, model,
+  equilibration, bias or replica set-up) before its clock starts, reports that time as
+  ``setup_s``, and stops at the first sample recorded after ``budget_s``: the budget is the same
+  for every method and counts sampling only (the benchmark records this as
+  ``settings.budget_accounting``).
 - ``seed`` (int, >= 1): seeds every random stream of the run.
 - ``progress`` (optional keyword): a callable taking the elapsed seconds, called after each
   recorded sample (the caller throttles it). Drivers without this parameter get a bar driven by
@@ -40,9 +42,16 @@ Returns a dict with
   equally spaced in simulated time (Timewarp moves only);
 - ``stats`` (or ``statistics``): dict of JSON-ready values; the benchmark sums ``samples``,
   ``md_steps``, ``simulated_ns``, ``moves``, ``proposals``, ``accepted`` (and the Timewarp timers)
-  over replicas and reports ``accepted / proposals`` as the acceptance rate.
+  over replicas and reports ``accepted / proposals`` as the acceptance rate;
+- ``estimates`` (optional): list of ``(wall_s, {state: population})`` in time order, the method's
+  own population estimates made from what it had by then (metadynamics: from its free-energy
+  surface);
+- ``population_source`` (optional): ``"estimates"`` to have the accuracy metric score
+  ``estimates`` rather than the samples (default ``"samples"``);
+- ``settings`` (optional): every setting the driver used.
 
-Other keys are kept in the per-replica records when they are plain values (e.g. ``settings``).
+``estimates``, ``population_source`` and ``settings`` are kept in the per-replica records of
+``benchmark.json``, as are other keys that are plain values.
 
 Drivers must be module-level functions (the runner sends them to worker processes by reference).
 Register new ones with :func:`register_method`; other modules of this package (for example
@@ -77,7 +86,8 @@ DEFAULT_SETTINGS = {
     "flow_threads": 1,
 }
 
-# Modules imported before the registry is read; each may call register_method.
+# Modules imported before the registry is read; each may call register_method
+# (peers registers "replica-exchange" and "metadynamics").
 PLUGIN_MODULES = ("openmm_timewarp.benchmark.peers",)
 
 

@@ -1,7 +1,8 @@
 """Peer sampling methods for the alanine-dipeptide benchmark: replica exchange and metadynamics.
 
 Both drivers follow the benchmark's driver contract (``openmm_timewarp.benchmark.methods``):
-``driver(settings, budget_s, seed, progress=None) -> dict`` (``PEER_METHODS`` maps names to them). A
+``driver(settings, budget_s, seed, progress=None) -> dict`` (``PEER_METHODS`` maps names to them;
+importing this module registers them, :func:`register_peer_methods`). A
 driver reads the settings it knows (shared ones such as ``temperature_K``, ``friction_per_ps``,
 ``timestep_fs``, ``preset``, ``equilibration_ps``, ``record_interval_ps`` keep the benchmark's meaning)
 and ignores the rest; it starts from the benchmark's common configuration of replica ``seed``
@@ -765,3 +766,25 @@ PEER_DESCRIPTIONS = {
     "replica-exchange": "temperature replica exchange, 8 replicas 310-600 K, swaps every 0.5 ps (Reference)",
     "metadynamics": "well-tempered metadynamics on phi and psi (bias factor 6, 1.2 kJ/mol, 20 deg, every 0.5 ps)",
 }
+
+
+def register_peer_methods():
+    """Add the peer methods to the benchmark registry (``openmm-timewarp benchmark --methods ...``).
+
+    Both are Boltzmann samplers at ``temperature_K`` (metadynamics through its weights and its
+    free-energy estimate), neither is an MD baseline. Called when this module is imported, which
+    :func:`openmm_timewarp.benchmark.methods.list_methods` and ``get_method`` do; calling it again
+    replaces the entries.
+
+    Returns
+    -------
+    list of openmm_timewarp.benchmark.methods.Method
+    """
+    from .methods import register_method
+
+    return [register_method(name, driver, description=PEER_DESCRIPTIONS[name], boltzmann=True, baseline=False,
+                            replace=True)
+            for name, driver in PEER_METHODS.items()]
+
+
+register_peer_methods()

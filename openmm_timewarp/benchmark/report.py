@@ -101,11 +101,21 @@ def ess_table(result, include_blocks=True):
     str
     """
     methods = [m for m, s in result["methods"].items() if s.get("boltzmann", True)]
-    rows = []
+    rows, marked = [], False
     for name, key in observable_rows(result, include_blocks):
-        cells = [fmt(result["methods"][m]["ess"].get(name, {}).get(f"{key}_per_s"), ".3g") for m in methods]
+        cells = []
+        for m in methods:
+            entry = result["methods"][m]["ess"].get(name, {})
+            cell = fmt(entry.get(f"{key}_per_s"), ".3g")
+            if entry and not entry.get("meaningful", True):
+                cell, marked = cell + "*", True
+            cells.append(cell)
         rows.append((observable_label(name, key), *cells))
-    return "ESS per wall-clock second (Boltzmann samplers)\n" + text_table(("observable", *methods), rows)
+    text = "ESS per wall-clock second (Boltzmann samplers)\n" + text_table(("observable", *methods), rows)
+    if marked:
+        text += ("\n* not meaningful: the method never visited a state this observable depends on "
+                 "(see missed states)")
+    return text
 
 
 def speed_up_table(result, include_blocks=True):
@@ -196,6 +206,53 @@ def exploration_table(result, names=REGION_NAMES):
     return text
 
 
+def accuracy_table(result):
+    """Time to the accuracy threshold, error at the end of the budget and Timewarp's ratio, per method.
+
+    Parameters
+    ----------
+    result : dict
+        With ``accuracy`` (:func:`.summary.accuracy_summary`).
+
+    Returns
+    -------
+    str
+        Empty without an ``accuracy`` section.
+    """
+    accuracy = result.get("accuracy")
+    if not accuracy or not accuracy["methods"]:
+        return ""
+    threshold = accuracy["threshold_kT"]
+    timewarp = accuracy.get("timewarp_method")
+    ratio_title = f"vs {timewarp}" if timewarp else "ratio"
+    header = ("method", "source", "repeats", f"time to {threshold:g} kT", "error at end", "range at end",
+              ratio_title, "never sampled (repeats)")
+    rows, notes = [], []
+    for name, entry in accuracy["methods"].items():
+        never = entry.get("repeats_never_visiting", {})
+        notes.append(", ".join(f"{s} {n}/{entry['repeats']}" for s, n in never.items() if n) or "-")
+        finals = [float(v) for v in entry["final_errors_kT"]]
+        spread = f"{fmt(min(finals), '.2f')}-{fmt(max(finals), '.2f')}" if finals else "-"
+        if name == timewarp:
+            ratio = "(itself)"
+        elif name in accuracy["ratios"]:
+            ratio = accuracy["ratios"][name]["text"]
+        else:
+            ratio = accuracy.get("not_compared", {}).get(name, "-")
+        source = entry["population_source"]
+        source = source if isinstance(source, str) else "/".join(source)
+        rows.append((name, source, str(entry["repeats"]), entry["time_to_threshold"]["text"],
+                     fmt(float(entry["final_error_kT"]), ".3f"), spread, ratio))
+    states = ", ".join(accuracy["states"])
+    text = (f"Time to {threshold:g} kT: worst of {states} |ln(p / p_ref)|, median over repeats "
+            f"(> T: not below {threshold:g} kT at the end of the budget; inf: a state not visited)\n")
+    text += text_table(header, rows, 18, 14, notes)
+    if timewarp:
+        text += (f"\nratio = peer's time / {timewarp}'s (> 1: {timewarp} faster; > X, < X: bounds from a censored "
+                 "time; undefined: neither got there)")
+    return text
+
+
 def format_report(result):
     """All tables, separated by blank lines.
 
@@ -211,5 +268,5 @@ def format_report(result):
     head = (f"{result['system']}\n{settings['replicas_per_method']} replicas per method on {settings['cores']} "
             f"core(s), {settings['budget_s']:g} s of sampling each")
     parts = [head, methods_table(result), ess_table(result), speed_up_table(result), populations_table(result),
-             exploration_table(result)]
+             exploration_table(result), accuracy_table(result)]
     return "\n\n".join(p for p in parts if p)

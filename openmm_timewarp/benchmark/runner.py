@@ -3,14 +3,21 @@
 Each method runs ``cores`` independent replicas at once, one per core, as worker processes
 (multiprocessing with "spawn", one torch and OpenMM thread each, every replica its own seed); with
 more ``repeats`` than cores it runs several such rounds. Methods run one after another, so every
-method has the whole machine. The replicas of a method give its ESS (summed over replicas) and
-its exploration times (median over replicas); see :mod:`.summary` for the figures and rules.
+method has the whole machine. The replicas of a method give its ESS (summed over replicas), its
+exploration times (median over replicas) and its time to accuracy (each replica is one repeat;
+median over them); see :mod:`.summary` for the figures and rules.
+
+Budget accounting, the same for every method (recorded as ``settings.budget_accounting``): building
+the System, loading a model and equilibrating happen before a replica's clock starts and are
+reported as ``setup_s``; the budget counts sampling only, and a replica stops at its first sample
+recorded after the budget (``elapsed_s``).
 
 :func:`run_benchmark` writes into its output folder
 
 - ``benchmark.json``: the settings, the machine, every figure (:func:`run_benchmark` returns the same);
 - ``samples.npz``: ``<method>__<replica>__{wall_s,phi,psi[,weights]}`` of every replica;
-- ``ramachandran.png`` and ``ess_per_s.png``.
+- ``ramachandran.png``, ``ess_per_s.png`` and ``error_vs_time.png`` (worst macrostate error against
+  wall-clock time, median and spread over repeats, log-log).
 """
 
 import json
@@ -26,6 +33,12 @@ import numpy as np
 
 from .methods import get_method, resolve_settings
 
+BUDGET_ACCOUNTING = {
+    "setup_on_clock": False,
+    "text": "for every method, System building, model loading and equilibration happen before each replica's "
+            "clock starts (setup_s, per run); the budget counts sampling only, and a replica stops at its first "
+            "sample recorded after the budget (elapsed_s)",
+}
 SYSTEM_DESCRIPTION = ("alanine dipeptide (ACE-ALA-NME, 22 atoms), amber99sbildn + OBC implicit solvent, "
                       "no constraints, Reference platform")
 PROGRESS_INTERVAL_S = 0.5
@@ -323,10 +336,26 @@ def machine_info():
     return info
 
 
+RECORD_ARRAYS = ("wall_s", "phi", "psi", "weights")  # in samples.npz, not in the JSON
+
+
 def _run_record(result):
-    record = {"seed": result.get("seed"), "round": result.get("round"), "samples": int(len(result["phi"]))}
+    """One replica's entry in ``benchmark.json``: everything but the sample arrays.
+
+    Always has ``seed``, ``round``, ``samples``, ``elapsed_s``, ``setup_s`` and ``population_source``;
+    keeps the driver's ``settings``, ``stats`` and ``estimates`` (list of ``[wall_s, {state:
+    population}]``) and any other plain value.
+    """
+    from .summary import population_source
+
+    record = {"seed": result.get("seed"), "round": result.get("round"), "samples": int(len(result["phi"])),
+              "elapsed_s": float(result["elapsed_s"]), "setup_s": float(result.get("setup_s") or 0.0),
+              "population_source": population_source(result)}
+    if result.get("estimates") is not None:
+        record["estimates"] = [[float(t), {k: float(v) for k, v in populations.items()}]
+                               for t, populations in result["estimates"]]
     for key, value in result.items():
-        if key in ("wall_s", "phi", "psi", "weights", "statistics") or key in record:
+        if key in RECORD_ARRAYS or key == "statistics" or key in record:
             continue
         if value is None or isinstance(value, (str, int, float, bool, dict, list, tuple, np.generic)):
             record[key] = value
@@ -344,7 +373,7 @@ def _save_samples(all_runs, path):
     return str(path)
 
 
-def analyze(all_runs, walls, methods, reference=None):
+def analyze(all_runs, walls, methods, reference=None, budget_s=None, threshold_kT=None, timewarp=None):
     """Every figure of merit of a set of runs (no files written).
 
     Parameters
@@ -357,14 +386,23 @@ def analyze(all_runs, walls, methods, reference=None):
         Registered method names (for their kind: baseline, Boltzmann).
     reference : dict, optional
         Default :func:`openmm_timewarp.analysis.load_reference`.
+    budget_s : float, optional
+        Each replica's budget, the end of the accuracy curves (default: the shortest replica's
+        ``elapsed_s``).
+    threshold_kT : float, optional
+        Accuracy threshold (default 0.3 kT).
+    timewarp : str, optional
+        The method the accuracy ratios refer to (default ``timewarp-mh``).
 
     Returns
     -------
     dict
         ``methods`` (name -> summary), ``best_baseline`` and ``speed_ups`` (each for ``ess`` and
-        ``ess_blocks``), ``exploration``.
+        ``ess_blocks``), ``exploration`` and ``accuracy`` (:func:`.summary.accuracy_summary`); and,
+        not for the JSON, ``accuracy_curves`` (:func:`.summary.accuracy_curves`, for the figure).
     """
     from ..analysis import load_reference, reference_histogram
+    from . import accuracy as _accuracy
     from . import summary as _summary
 
     reference = load_reference() if reference is None else reference
@@ -380,11 +418,20 @@ def analyze(all_runs, walls, methods, reference=None):
             continue
         speed_ups[name] = {key: _summary.method_speed_ups(summaries[name], best[key], summaries, key)
                            for key in ("ess", "ess_blocks")}
+    if budget_s is None:
+        budget_s = min(float(r["elapsed_s"]) for name in methods for r in all_runs[name])
+    threshold_kT = _accuracy.DEFAULT_THRESHOLD_KT if threshold_kT is None else float(threshold_kT)
+    timewarp = _summary.TIMEWARP_METHOD if timewarp is None else timewarp
+    runs = {name: all_runs[name] for name in methods}
+    curves = _summary.accuracy_curves(runs, budget_s, reference, threshold_kT)
     return {
         "methods": summaries,
         "best_baseline": best,
         "speed_ups": speed_ups,
         "exploration": _summary.exploration_summary(summaries, baselines),
+        "accuracy": _summary.accuracy_summary(runs, curves, budget_s, reference,
+                                              {name: kinds[name].boltzmann for name in methods}, timewarp),
+        "accuracy_curves": curves,
     }
 
 
@@ -416,7 +463,7 @@ def check_flow(flow, num_atoms=22):
 
 
 def run_benchmark(methods, budget_s, *, cores=None, repeats=None, settings=None, out="timewarp-benchmark",
-                  seed=1, progress=True, title=None):
+                  seed=1, progress=True, title=None, threshold_kT=None, timewarp=None):
     """Run the methods, analyse them against the reference, write the JSON, samples and PNGs.
 
     Parameters
@@ -424,11 +471,14 @@ def run_benchmark(methods, budget_s, *, cores=None, repeats=None, settings=None,
     methods : sequence of str
         Registered method names (:func:`.methods.list_methods`).
     budget_s : float
-        Wall-clock seconds of sampling per replica (setup not included).
+        Wall-clock seconds of sampling per replica (setup not included, for every method).
     cores : int, optional
         Replicas at once, one worker process each (default: ``os.cpu_count()``).
     repeats : int, optional
-        Replicas per method (default ``cores``); rounded up to a multiple of ``cores``.
+        Independent repeats per method, each one replica (one core, its own seed), run ``cores`` at
+        a time (default ``cores``); rounded up to a multiple of ``cores`` so that every round keeps
+        all cores busy. ESS is summed over them, first-visit times and accuracy curves take the
+        median over them.
     settings : dict, optional
         Settings for the drivers (e.g. ``{"flow": path}``); the built-in drivers complete them with
         :data:`.methods.DEFAULT_SETTINGS`, other methods get the keys they were registered for.
@@ -440,19 +490,25 @@ def run_benchmark(methods, budget_s, *, cores=None, repeats=None, settings=None,
         Show one tqdm bar per method.
     title : str, optional
         Title of the figures.
+    threshold_kT : float, optional
+        Accuracy threshold of the time-to-accuracy metric (default 0.3 kT).
+    timewarp : str, optional
+        The method whose time to accuracy the others are compared with (default ``timewarp-mh``).
 
     Returns
     -------
     dict
-        What ``benchmark.json`` holds (before conversion to JSON): ``settings``, ``machine``,
-        ``reference``, ``methods`` (name -> description, kind, per-replica ``runs`` and the figures
-        of :func:`.summary.summarize_method`), ``best_baseline``, ``speed_ups``, ``exploration``,
-        ``figures`` and ``files``.
+        What ``benchmark.json`` holds (before conversion to JSON): ``settings`` (with
+        ``budget_accounting``), ``machine``, ``reference``, ``methods`` (name -> description, kind,
+        per-replica ``runs`` and the figures of :func:`.summary.summarize_method`),
+        ``best_baseline``, ``speed_ups``, ``exploration``, ``accuracy``
+        (:func:`.summary.accuracy_summary`), ``figures`` and ``files``.
     """
     from ..analysis import load_reference, reference_histogram
     from ..analysis.report import jsonable
     from . import figures
     from . import summary as _summary
+    from .accuracy import plot_error_curves
 
     methods = list(dict.fromkeys(methods))
     if not methods:
@@ -486,7 +542,8 @@ def run_benchmark(methods, budget_s, *, cores=None, repeats=None, settings=None,
     if hasattr(os, "getloadavg"):
         machine["load_average_at_end"] = list(os.getloadavg())
 
-    analysis = analyze(all_runs, walls, methods, reference)
+    analysis = analyze(all_runs, walls, methods, reference, budget_s, threshold_kT, timewarp)
+    curves = analysis.pop("accuracy_curves")
     for name in methods:
         analysis["methods"][name] = {"description": kinds[name].description, "boltzmann": kinds[name].boltzmann,
                                      "baseline": kinds[name].baseline,
@@ -497,7 +554,10 @@ def run_benchmark(methods, budget_s, *, cores=None, repeats=None, settings=None,
                                                     reference_histogram(reference, 72), title=title),
         "ess_per_s": figures.ess_rate_figure({n: s for n, s in analysis["methods"].items() if s["boltzmann"]},
                                              out / "ess_per_s.png", title=title),
+        "error_vs_time": plot_error_curves(curves, out / "error_vs_time.png", analysis["accuracy"]["threshold_kT"],
+                                           title=title),
     }
+    analysis["accuracy"]["figure"] = figure_files["error_vs_time"]
     result = {
         "format": "openmm-timewarp-benchmark",
         "format_version": 1,
@@ -505,6 +565,7 @@ def run_benchmark(methods, budget_s, *, cores=None, repeats=None, settings=None,
         "settings": {"methods": methods, "budget_s": float(budget_s), "cores": cores, "repeats": repeats,
                      "replicas_per_method": runs, "rounds": rounds, "seed": int(seed), "given": settings,
                      "driver": resolve_settings(settings),
+                     "budget_accounting": BUDGET_ACCOUNTING,
                      "blocks_per_chain": _summary.BLOCKS_PER_CHAIN,
                      "baseline_ess_bound": _summary.BASELINE_ESS_BOUND},
         "machine": machine,

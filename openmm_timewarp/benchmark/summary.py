@@ -15,9 +15,25 @@ speed-up 0 on the observables that state affects; a baseline that misses such a 
 replaced by an upper bound of 1 (also when choosing the best baseline), and the speed-up is then a
 lower bound, "> X".
 
+ESS figures are marked ``meaningful: false`` on every observable that a state the method never
+visited affects (:func:`mark_meaningful`): an ESS of a quantity whose distribution the chain has
+only partly seen measures nothing.
+
 Exploration. The wall-clock time until each state is first visited, per replica; the median over
 replicas, censored ("> T") when the state is not reached within the budget in enough replicas to
 fix the median; and its ratio to the best MD baseline's median for that state.
+
+Time to accuracy (:func:`accuracy_curves`, :func:`accuracy_summary`, the metric of
+:mod:`.accuracy`). Each replica is one repeat: one worker process on one core for the whole
+budget, with its own seed. At log-spaced checkpoints of its clock the populations of the three
+macrostates (beta_C7eq, alphaR, phi_positive) are estimated from what the replica had by then
+(its samples, weighted where it gives weights, or its own ``estimates`` where its
+``population_source`` is "estimates", as for metadynamics' free-energy surface); the error is the
+worst state's |ln(p / p_ref)| in kT (infinite while a state is unvisited); the curve reported is
+the median over repeats with its spread. The time to 0.3 kT is the first checkpoint from which the
+median stays below 0.3 kT, censored ("> budget") when it is not below at the end. Timewarp's
+(``timewarp-mh``) time is compared with every other Boltzmann sampler's as peer time / Timewarp
+time, with the censoring rules of :func:`.accuracy.time_ratio` ("> X", "< X" or undefined).
 """
 
 import math
@@ -29,6 +45,7 @@ from ..analysis import (
     SpeedUp,
     compare_populations,
     dipeptide_observables,
+    ess_summary,
     missed_states,
     population_errors_kT,
     speed_up,
@@ -40,11 +57,14 @@ from ..analysis.observables import is_indicator
 from ..analysis.populations import default_block_size
 from ..analysis.speedup import observable_affected
 from ..analysis.states import count_entries
+from . import accuracy as _accuracy
 from . import weighted as _weighted
 
 BLOCKS_PER_CHAIN = 20
 JSD_BINS = 36
 BASELINE_ESS_BOUND = 1.0
+TIMEWARP_METHOD = "timewarp-mh"
+ACCURACY_CHECKPOINTS = 40
 
 
 def round_wall_time(runs):
@@ -92,51 +112,25 @@ def _weighted_histogram(phi, psi, weights, bins):
     return np.bincount(i * bins + j, weights=weights, minlength=bins * bins).reshape(bins, bins)
 
 
-def chain_ess(chain, block_size=None, weights=None):
-    """ESS of one chain: windowed (Sokal), Geyer and, with ``block_size``, block estimates.
-
-    A chain on which the observable is constant (a state never visited or never left, a sampler
-    that never moves) carries no information on its fluctuations and counts 0 for every estimate.
-
-    Parameters
-    ----------
-    chain : array_like, shape (n,)
-        The observable along the chain.
-    block_size : int, optional
-        Samples per block for the block estimate.
-    weights : array_like, shape (n,), optional
-        Importance weights (see :mod:`.weighted`).
-
-    Returns
-    -------
-    dict
-        ``ess``, ``ess_geyer`` and, with ``block_size``, ``ess_blocks``.
-    """
-    from ..analysis import block_ess, effective_sample_size
-
-    chain = np.asarray(chain, dtype=float)
-    keys = ("ess", "ess_geyer") + (("ess_blocks",) if block_size is not None else ())
-    if len(chain) < 2 or np.ptp(chain) == 0.0:
-        return {key: 0.0 for key in keys}
-    if weights is None:
-        out = {"ess": effective_sample_size(chain, "sokal"), "ess_geyer": effective_sample_size(chain, "geyer")}
-        if block_size is not None:
-            out["ess_blocks"] = block_ess(chain, block_size)
-        return out
-    out = {"ess": _weighted.weighted_ess([chain], [weights], "sokal"),
-           "ess_geyer": _weighted.weighted_ess([chain], [weights], "geyer")}
+def _weighted_entry(chains, weights, block_size):
+    entry = {"ess": _weighted.weighted_ess(chains, weights, "sokal"),
+             "ess_geyer": _weighted.weighted_ess(chains, weights, "geyer")}
     if block_size is not None:
-        out["ess_blocks"] = _weighted.weighted_block_ess([chain], [weights], block_size)
-    return out
+        entry["ess_blocks"] = _weighted.weighted_block_ess(chains, weights, block_size)
+    return entry
 
 
 def ess_table(chains_phi, chains_psi, wall_s, block_size, chains_w=None):
     """ESS of every alanine-dipeptide observable, summed over independent chains, and per second.
 
+    Unweighted chains use :func:`openmm_timewarp.analysis.ess_summary` (per-chain Sokal, Geyer and
+    block estimates, summed; a constant chain counts 0), weighted ones the per-chain estimates of
+    :mod:`.weighted`.
+
     Parameters
     ----------
     chains_phi, chains_psi : sequence of array_like
-        Torsions (degrees) of each chain.
+        Torsions (degrees) of each chain (at least two samples each).
     wall_s : float
         Wall-clock seconds the chains took together (the divisor of ``*_per_s``).
     block_size : int
@@ -155,15 +149,15 @@ def ess_table(chains_phi, chains_psi, wall_s, block_size, chains_w=None):
     for phi, psi in zip(chains_phi, chains_psi):
         for name, series in dipeptide_observables(phi, psi).items():
             observables.setdefault(name, []).append(series)
-    weights = [None] * len(chains_phi) if chains_w is None else list(chains_w)
+    if chains_w is None:
+        table = ess_summary(observables, wall_s=float(wall_s), block_size=block_size)
+        for entry in table.values():
+            entry.pop("iat_time", None)  # iat_samples, and iat_wall_s added by the caller
+        return table
     samples = int(sum(len(c) for c in chains_phi))
     table = {}
     for name, chains in observables.items():
-        blocks = block_size if is_indicator(name) else None
-        per_chain = [chain_ess(c, blocks, w) for c, w in zip(chains, weights)]
-        entry = {"samples": samples}
-        for key in per_chain[0]:
-            entry[key] = float(sum(e[key] for e in per_chain))
+        entry = {"samples": samples, **_weighted_entry(chains, chains_w, block_size if is_indicator(name) else None)}
         entry["iat_samples"] = samples / entry["ess"] if entry["ess"] > 0 else float("nan")
         for key in ("ess", "ess_geyer", "ess_blocks"):
             if key in entry:
@@ -192,7 +186,8 @@ def summarize_method(runs, wall_s, reference, reference_counts=None):
         ``chains``, ``samples``, ``wall_s``, ``acceptance_rate`` (accepted / proposals over all
         replicas, None without proposals), ``totals`` (summed counters), ``weighted``,
         ``block_size``, ``ess`` (observable -> ``ess``, ``ess_geyer``, ``ess_blocks`` for
-        indicators, each also ``*_per_s``, and ``iat_samples``, ``iat_wall_s``), ``populations``,
+        indicators, each also ``*_per_s``, and ``iat_samples``, ``iat_wall_s``, ``meaningful`` and
+        ``unvisited_states``, see :func:`mark_meaningful`), ``populations``,
         ``populations_stderr``, ``comparison``, ``free_energy_error_kT``, ``missed_states``, ``jsd``,
         ``entries_into_phi_positive``, ``first_visit_s`` (per replica) and ``elapsed_s`` (per replica).
     """
@@ -247,6 +242,8 @@ def summarize_method(runs, wall_s, reference, reference_counts=None):
         populations = state_populations(chains_phi, chains_psi, block_size=block_size)
         histogram = _weighted_histogram(np.concatenate(chains_phi), np.concatenate(chains_psi), None, JSD_BINS)
     pops, errors = populations["populations"], populations["populations_stderr"]
+    missed = missed_states(pops, reference["populations"])
+    mark_meaningful(ess, missed)
     out.update(
         block_size=int(block_size),
         ess=ess,
@@ -254,7 +251,7 @@ def summarize_method(runs, wall_s, reference, reference_counts=None):
         populations_stderr=errors,
         comparison=compare_populations(pops, errors, reference["populations"], reference.get("populations_stderr")),
         free_energy_error_kT=population_errors_kT(pops, reference["populations"]),
-        missed_states=missed_states(pops, reference["populations"]),
+        missed_states=missed,
         jsd=None if reference_counts is None else jensen_shannon_divergence(histogram, reference_counts),
         entries_into_phi_positive=int(sum(count_entries(state_indicators(phi, psi)["phi_positive"])
                                           for phi, psi in zip(chains_phi, chains_psi))),
@@ -268,6 +265,28 @@ def summarize_method(runs, wall_s, reference, reference_counts=None):
 
 def _missed_for(observable, missed):
     return any(observable_affected(observable, state) for state in missed)
+
+
+def mark_meaningful(ess, missed):
+    """Mark the ESS entries of observables that a missed state affects as not meaningful (in place).
+
+    Parameters
+    ----------
+    ess : dict
+        Observable -> ESS entry (:func:`ess_table`).
+    missed : sequence of str
+        States the reference visits and the method never did.
+
+    Returns
+    -------
+    dict
+        ``ess``, each entry with ``meaningful`` (bool) and ``unvisited_states`` (the missed states
+        that affect it, :func:`openmm_timewarp.analysis.speedup.observable_affected`).
+    """
+    for observable, entry in ess.items():
+        entry["unvisited_states"] = [state for state in missed if observable_affected(observable, state)]
+        entry["meaningful"] = not entry["unvisited_states"]
+    return ess
 
 
 def best_baselines(summaries, baselines, key="ess", bound=BASELINE_ESS_BOUND):
@@ -447,3 +466,162 @@ def exploration_summary(summaries, baselines, names=REGION_NAMES):
         speed_ups[method] = {name: {**time_speed_up(medians[method][name], medians[best[name]][name]),
                                     "baseline": best[name]} for name in names}
     return {"median": medians, "best_baseline": best, "speed_ups": speed_ups}
+
+
+# ------------------------------------------------------------------------------------------------
+# Time to accuracy
+# ------------------------------------------------------------------------------------------------
+
+def population_source(run):
+    """Where a run's populations come from: "estimates", "weighted samples" or "samples".
+
+    Parameters
+    ----------
+    run : dict
+        Driver result.
+
+    Returns
+    -------
+    str
+    """
+    if run.get("population_source") == "estimates":
+        return "estimates"
+    return "weighted samples" if run.get("weights") is not None else "samples"
+
+
+def accuracy_curves(all_runs, budget_s, reference, threshold_kT=_accuracy.DEFAULT_THRESHOLD_KT,
+                    num_checkpoints=ACCURACY_CHECKPOINTS, states=_accuracy.MACROSTATES):
+    """Error-vs-time curves of every method over its repeats (one repeat per replica).
+
+    Parameters
+    ----------
+    all_runs : dict
+        Method name -> list of driver results (wall-clock times on each replica's own clock).
+    budget_s : float
+        Wall-clock budget of each replica (s): the last checkpoint.
+    reference : dict
+        With ``populations`` (:func:`openmm_timewarp.analysis.load_reference`), or state -> population.
+    threshold_kT : float
+    num_checkpoints : int
+        Log-spaced from a thousandth of the budget to the budget (:func:`.accuracy.checkpoint_times`).
+    states : sequence of str
+        Macrostates scored.
+
+    Returns
+    -------
+    dict
+        Method name -> :func:`.accuracy.summarize_repeats` output.
+    """
+    times = _accuracy.checkpoint_times(float(budget_s), int(num_checkpoints))
+    populations = reference.get("populations", reference)
+    ref = {s: float(populations[s]) for s in states}
+    return {name: _accuracy.summarize_repeats(runs, times, ref, threshold_kT, float(budget_s), states)
+            for name, runs in all_runs.items() if runs}
+
+
+def _final_populations(runs, budget_s, reference, states):
+    finals = {s: [] for s in states}
+    for run in runs:
+        curve = _accuracy.error_curve(run, [float(budget_s)], reference, states)
+        for s in states:
+            finals[s].append(float(curve["populations"][s][0]))
+    return finals
+
+
+def _repeats_never_visiting(runs, states):
+    """State -> number of repeats whose samples never entered it (whatever the population source)."""
+    counts = {s: 0 for s in states}
+    for run in runs:
+        indicators = state_indicators(np.asarray(run["phi"], dtype=float), np.asarray(run["psi"], dtype=float))
+        for s in states:
+            counts[s] += int(not np.any(indicators[s]))
+    return counts
+
+
+def _method_accuracy(runs, curve, budget_s, reference, states, boltzmann):
+    finals = _final_populations(runs, budget_s, reference, states)
+    sources = sorted({population_source(r) for r in runs})
+    return {
+        "population_source": sources[0] if len(sources) == 1 else sources,
+        "boltzmann": bool(boltzmann),
+        "repeats": len(runs),
+        "time_to_threshold": curve["time_to_threshold"].to_dict(),
+        "final_error_kT": curve["final_error"],
+        "final_errors_kT": curve["final_errors"].tolist(),
+        "final_populations": finals,
+        "repeats_never_visiting": _repeats_never_visiting(runs, states),
+        "median_kT": curve["median"].tolist(),
+        "minimum_kT": curve["minimum"].tolist(),
+        "maximum_kT": curve["maximum"].tolist(),
+        "lower_quartile_kT": curve["lower_quartile"].tolist(),
+        "upper_quartile_kT": curve["upper_quartile"].tolist(),
+        "worst_kT": curve["worst"].tolist(),
+    }
+
+
+def accuracy_summary(all_runs, curves, budget_s, reference, boltzmann=None, timewarp=TIMEWARP_METHOD,
+                     states=_accuracy.MACROSTATES):
+    """The time-to-accuracy part of ``benchmark.json``: curves, times to threshold, Timewarp's ratios.
+
+    Parameters
+    ----------
+    all_runs : dict
+        Method name -> list of driver results.
+    curves : dict
+        From :func:`accuracy_curves` (same runs).
+    budget_s : float
+    reference : dict
+        With ``populations``, or state -> population.
+    boltzmann : dict, optional
+        Method name -> whether it samples the Boltzmann distribution; only those are compared with
+        Timewarp (default: all).
+    timewarp : str
+        The Timewarp method the ratios refer to.
+    states : sequence of str
+
+    Returns
+    -------
+    dict
+        ``metric``, ``states``, ``reference_populations``, ``threshold_kT``, ``budget_s``,
+        ``checkpoints_s``, ``repeat`` (what one repeat is), ``timewarp_method`` (None if not run),
+        ``methods`` (name -> ``population_source``, ``boltzmann``, ``repeats``, ``time_to_threshold``
+        (``value``, ``censored``, ``budget_s``, ``threshold_kT``, ``text``), ``final_error_kT``
+        (median at the budget), ``final_errors_kT`` and ``final_populations`` (per repeat),
+        ``repeats_never_visiting`` (state -> repeats whose samples never entered it: a method scored
+        on its own estimates, such as metadynamics, can give a state a population without
+        visiting it), ``median_kT``, ``minimum_kT``, ``maximum_kT``,
+        ``lower_quartile_kT``, ``upper_quartile_kT`` (per checkpoint) and ``worst_kT`` (per repeat and
+        checkpoint)), ``ratios`` (peer -> :class:`.accuracy.TimeRatio` as a dict), ``ratio_definition``
+        and ``not_compared`` (methods left out of the ratios, with the reason).
+    """
+    populations = reference.get("populations", reference)
+    ref = {s: float(populations[s]) for s in states}
+    boltzmann = {name: True for name in curves} if boltzmann is None else dict(boltzmann)
+    threshold = None
+    methods = {}
+    for name, curve in curves.items():
+        threshold = curve["time_to_threshold"].threshold_kT
+        methods[name] = _method_accuracy(all_runs[name], curve, budget_s, ref, states, boltzmann.get(name, True))
+    ratios, not_compared = {}, {}
+    if timewarp in curves:
+        compared = {n: c for n, c in curves.items() if n == timewarp or boltzmann.get(n, True)}
+        ratios = {n: r.to_dict() for n, r in _accuracy.compare_methods(compared, timewarp).items()}
+        not_compared = {n: "not a Boltzmann sampler" for n in curves if n not in compared}
+    times = next(iter(curves.values()))["times"] if curves else np.empty(0)
+    return {
+        "metric": "worst over the macrostates of |ln(p(t) / p_ref)| (kT), median over repeats",
+        "states": list(states),
+        "reference_populations": ref,
+        "threshold_kT": threshold if threshold is not None else _accuracy.DEFAULT_THRESHOLD_KT,
+        "budget_s": float(budget_s),
+        "checkpoints_s": np.asarray(times).tolist(),
+        "repeat": "one replica: one worker process on one core for the whole budget, its own seed; populations "
+                  "at a checkpoint use only what that replica had produced by then",
+        "timewarp_method": timewarp if timewarp in curves else None,
+        "methods": methods,
+        "ratios": ratios,
+        "ratio_definition": f"peer's time to threshold / {timewarp}'s (> 1: {timewarp} gets there sooner); "
+                            "'> X': only Timewarp gets there (X = peer budget / Timewarp time); '< X': only the "
+                            "peer does (X = peer time / Timewarp budget); 'undefined': neither does",
+        "not_compared": not_compared,
+    }

@@ -6,14 +6,18 @@ time of u and var_w(f) the weighted variance of f,
 
     ESS = N var_w(f) / (tau_u var(u)),
 
-which equals N / tau_f for equal weights. Several chains: the ESS of each chain, summed (f_hat
-and var_w(f) taken over all chains). The block estimate replaces tau_u var(u) / N by the variance
-of the mean of u from block means.
+which equals N / tau_f for equal weights. Several chains: the ESS of each chain on its own (its
+own f_hat and var_w(f), so that differences between the chains' means are not counted as
+fluctuations), summed over chains, as :func:`openmm_timewarp.analysis.effective_sample_size` and
+:func:`openmm_timewarp.analysis.block_ess` do for unweighted chains. The block estimate replaces
+tau_u var(u) / N by the variance of the mean of u from block means. A chain on which the observable
+is constant (under the weights) counts 0; each chain's ESS is at most N max(1, log10 N), the bound
+of :func:`openmm_timewarp.analysis.autocorrelation.min_tau`.
 """
 
 import numpy as np
 
-from ..analysis.autocorrelation import integrated_autocorrelation_time
+from ..analysis.autocorrelation import integrated_autocorrelation_time, is_constant, min_tau
 from ..analysis.blocks import block_means
 
 
@@ -44,8 +48,35 @@ def _linearised(chains, weights):
     return u, float(variance)
 
 
+def _chain_weighted_ess(values, weights, method, block_size):
+    """ESS of one weighted chain: windowed (``block_size`` None) or from block means."""
+    values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    if len(values) < 2 or is_constant(values):
+        return 0.0
+    (u,), variance = _linearised([values], [weights])
+    if variance <= 0.0 or is_constant(u):
+        return 0.0
+    ceiling = len(u) / min_tau(len(u))
+    if block_size is None:
+        tau = integrated_autocorrelation_time(u, method=method)
+        return float(min(len(u) * variance / (tau * u.var()), ceiling))
+    means = block_means(u, block_size)
+    if len(means) < 2:
+        return float("nan")
+    se2 = means.var(ddof=1) / len(means)
+    return float(ceiling if se2 == 0.0 else min(variance / se2, ceiling))
+
+
+def _summed(chains, weights, method, block_size):
+    values = [_chain_weighted_ess(c, w, method, block_size) for c, w in zip(chains, weights)]
+    known = [v for v in values if np.isfinite(v)]
+    if len(known) < len(values) and not any(v > 0 for v in known):  # no varying chain could be estimated
+        return float("nan")
+    return float(sum(known))
+
+
 def weighted_ess(chains, weights, method="sokal"):
-    """Effective sample size of a weighted average (see the module docstring).
+    """Effective sample size of a weighted average, per chain and summed (module docstring).
 
     Parameters
     ----------
@@ -57,24 +88,13 @@ def weighted_ess(chains, weights, method="sokal"):
     Returns
     -------
     float
-        0 for an observable constant under the weights.
+        0 for an observable constant (under the weights) on every chain.
     """
-    u, variance = _linearised(chains, weights)
-    if variance <= 0.0:
-        return 0.0
-    total = 0.0
-    for series in u:
-        var_u = series.var()
-        if len(series) < 2 or var_u <= 0.0:
-            continue
-        tau = integrated_autocorrelation_time(series, method=method)
-        if np.isfinite(tau):
-            total += len(series) * variance / (tau * var_u)
-    return float(total)
+    return _summed(chains, weights, method, None)
 
 
 def weighted_block_ess(chains, weights, block_size):
-    """Block-averaging effective sample size of a weighted average.
+    """Block-averaging effective sample size of a weighted average, per chain and summed.
 
     Parameters
     ----------
@@ -86,18 +106,12 @@ def weighted_block_ess(chains, weights, block_size):
     Returns
     -------
     float
-        NaN with fewer than two blocks, 0 for a constant observable.
+        0 for an observable constant on every chain; chains with fewer than two complete blocks
+        are left out (NaN if that is every chain on which the observable varies).
     """
-    u, variance = _linearised(chains, weights)
-    means = block_means(list(u), block_size)
-    if len(means) < 2:
-        return float("nan")
-    if variance <= 0.0:
-        return 0.0
-    se2 = means.var(ddof=1) / len(means)
-    if se2 == 0.0:
-        return float(len(means) * block_size)
-    return float(variance / se2)
+    if int(block_size) < 1:
+        raise ValueError("block_size must be at least 1")
+    return _summed(chains, weights, None, int(block_size))
 
 
 def weighted_populations(indicators, weights, block_size):

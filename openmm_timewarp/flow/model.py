@@ -22,6 +22,7 @@ from torch import nn
 
 from .attention import kernel_attention_weights
 from .coupling import AffineCoupling
+from .frames import canonical_frame
 
 
 
@@ -49,6 +50,10 @@ class FlowConfig:
         Typical displacement (nm); sets the scale of position inputs and shifts and the initial base scale.
     coordinate_scale : float
         Scale (nm) of the centred conditioning coordinates given to the conditioners.
+    canonical_frame : bool
+        Act in the canonical frame of the conditioning structure (principal axes; see
+        :mod:`openmm_timewarp.flow.frames`): rotation equivariant by construction. Without it,
+        rotations are learned from augmentation only.
     """
 
     elements: List[int] = field(default_factory=lambda: [1, 6, 7, 8, 16])
@@ -60,6 +65,7 @@ class FlowConfig:
     max_log_scale: float = 2.0
     position_scale: float = 0.1
     coordinate_scale: float = 0.5
+    canonical_frame: bool = True
 
     def to_dict(self):
         return asdict(self)
@@ -82,6 +88,7 @@ class TimewarpFlow(nn.Module):
         self.elements = list(config.elements)
         self.length_scales = list(config.length_scales)
         self.coordinate_scale = config.coordinate_scale
+        self.canonical = config.canonical_frame
         table = torch.zeros(119, dtype=torch.int64)
         for index, number in enumerate(config.elements):
             table[number] = index + 1
@@ -100,20 +107,25 @@ class TimewarpFlow(nn.Module):
 
     # ------------------------------------------------------------------ pieces
     def conditioning(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, mask: torch.Tensor,
-                     shared: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Per-atom context features [B, N, F] and attention weights [B, H, N, N] of the conditioning structure.
+                     shared: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-atom context [B, N, F], attention weights [B, H, N, N] and the frame rotation [B, 3, 3].
 
         With ``shared=True`` (every row conditions on the same structure) they are computed from the
-        first row only and returned with batch size 1, to be broadcast.
+        first row only and returned with batch size 1, to be broadcast. The rotation is the identity
+        unless ``canonical_frame`` is on.
         """
         if shared:
             x_cond, atomic_numbers, mask = x_cond[:1], atomic_numbers[:1], mask[:1]
         keep = mask.unsqueeze(-1).to(x_cond.dtype)
-        centroid = (x_cond * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp_min(1.0)
-        centred = (x_cond - centroid) * keep
+        if self.canonical:
+            centroid, rotation = canonical_frame(x_cond, mask)
+        else:
+            centroid = (x_cond * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp_min(1.0)
+            rotation = torch.eye(3, dtype=x_cond.dtype, device=x_cond.device).expand(x_cond.shape[0], 3, 3)
+        centred = torch.matmul(x_cond - centroid, rotation) * keep
         embedded = self.embedding(self.element_index[atomic_numbers]) * keep
         context = torch.cat([embedded, centred / self.coordinate_scale], dim=-1)
-        return context, kernel_attention_weights(centred, mask, self.length_scales)
+        return context, kernel_attention_weights(centred, mask, self.length_scales), rotation
 
     def standard_normal_log_prob(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log N(z; 0, I) over the real atoms of each row, z [B, N, 6]."""
@@ -128,7 +140,7 @@ class TimewarpFlow(nn.Module):
         ``shared=True`` promises that every row has the same x_cond, atomic numbers and mask: the
         conditioning is then computed once and broadcast.
         """
-        context, weights = self.conditioning(x_cond, atomic_numbers, mask, shared)
+        context, weights, rotation = self.conditioning(x_cond, atomic_numbers, mask, shared)
         keep = mask.unsqueeze(-1).to(z.dtype)
         z = z * keep
         log_q = self.standard_normal_log_prob(z, mask) - keep.sum(dim=(-2, -1)) * 3.0 * (self.log_sigma_x + self.log_sigma_v)
@@ -137,15 +149,17 @@ class TimewarpFlow(nn.Module):
         for layer in self.layers:
             d, v, log_det = layer(d, v, context, weights, mask)
             log_q = log_q - log_det
-        return x_cond + d, v, log_q
+        # back from the frame (a rotation: no change of density)
+        back = rotation.transpose(1, 2)
+        return x_cond + torch.matmul(d, back), torch.matmul(v, back), log_q
 
     def to_base(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor, v: torch.Tensor,
                 mask: torch.Tensor, shared: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Invert the flow: (x, v) given x_cond -> (z [B, N, 6], log|det| of the inverse map per row)."""
-        context, weights = self.conditioning(x_cond, atomic_numbers, mask, shared)
+        context, weights, rotation = self.conditioning(x_cond, atomic_numbers, mask, shared)
         keep = mask.unsqueeze(-1).to(x.dtype)
-        d = (x - x_cond) * keep
-        v = v * keep
+        d = torch.matmul(x - x_cond, rotation) * keep
+        v = torch.matmul(v, rotation) * keep
         log_det = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for layer in self.inverse_layers:
             d, v, step = layer.inverse(d, v, context, weights, mask)

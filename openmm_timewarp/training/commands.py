@@ -26,6 +26,8 @@ def add_arguments(parser):
     parser.add_argument("--embedding", type=int, default=defaults.embedding)
     parser.add_argument("--position-scale", type=float, default=defaults.position_scale,
                         help="typical displacement over tau, nm")
+    parser.add_argument("--no-canonical-frame", action="store_true",
+                        help="learn rotations from augmentation only (default: act in the structure's principal-axes frame)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -43,7 +45,7 @@ def run(args):
     if len(train_set) == 0:
         raise SystemExit(f"no training pairs at lag {args.lag} ps under {', '.join(args.data)}")
     flow_config = FlowConfig(hidden=args.hidden, layers=args.layers, blocks=args.blocks, embedding=args.embedding,
-                             position_scale=args.position_scale)
+                             position_scale=args.position_scale, canonical_frame=not args.no_canonical_frame)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          warmup_steps=args.warmup_steps, pairs_per_epoch=args.pairs_per_epoch, seed=args.seed,
                          device=args.device)
