@@ -21,14 +21,21 @@ def run(args):
     from ..training.finetune_commands import load_trained_flow
     from .export import export_flow
 
+    from ..data.dataset import collate_pairs, pair_datasets
+    from ..training.trainer import evaluate_nll
+
     flow, run_info, state = load_trained_flow(args.training)
     summary = run_info["data_summary"]
     metadata = {"training_data": summary, "train_config": run_info["train_config"],
-                "validation_nll_per_atom": state["history"][-1]["val_nll"] if state["history"] else None}
+                "likelihood_training_validation_nll_per_atom": state["history"][-1]["val_nll"] if state["history"] else None}
     if args.finetuned:
         tuned = torch.load(os.path.join(args.training, "finetune", "finetuned.pt"), weights_only=False)
         flow.load_state_dict(tuned["ema"])
         metadata["finetuned"] = True
+    validation = pair_datasets(summary["data"], summary["lag_ps"], splits=summary.get("splits")).get("validation")
+    if validation is not None and len(validation):
+        metadata["validation_nll_per_atom"] = evaluate_nll(flow, validation, collate_pairs, max_pairs=2048,
+                                                           align_targets=run_info["train_config"].get("align_targets", True))
     for note in args.note:
         key, _, value = note.partition("=")
         metadata[key] = value
@@ -37,5 +44,5 @@ def run(args):
                 metadata=metadata)
     _, info = load_flow(args.output)
     print(f"wrote {args.output}: {info.num_atoms or 'any'} atoms, {info.temperature:g} K, tau {info.tau_ps:g} ps, "
-          f"{info.force_field}, {json.loads(json.dumps(metadata)).get('validation_nll_per_atom')} NLL/atom")
+          f"{info.force_field}, validation NLL {metadata.get('validation_nll_per_atom', float('nan')):.3f} per atom")
     return 0

@@ -55,6 +55,7 @@ def run(args):
         "data": [os.path.abspath(d) for d in args.data],
         "lag_ps": args.lag,
         "split": "by peptide: " + args.splits if args.splits else "by time within each run (0.8/0.1/0.1)",
+        "splits": os.path.abspath(args.splits) if args.splits else None,
         "peptides": train_set.peptides(),
         "train_pairs": len(train_set),
         "validation_pairs": len(val_set),

@@ -22,7 +22,8 @@ from openmm import unit
 from ..chirality import chirality_signs, find_chirality_centres, signed_volumes
 from ..energy import SystemEnergy, differentiable_energy
 from ..mcmc import log_acceptance
-from .trainer import ExponentialMovingAverage, batch_tensors, nll_per_atom, random_rotations, rotate_pairs
+from .trainer import (ExponentialMovingAverage, align_to, batch_tensors, nll_per_atom, random_rotations,
+                      rotate_pairs)
 
 
 @dataclass
@@ -132,6 +133,7 @@ def finetune_flow(flow, dataset: Sequence, collate: Callable, system, atomic_num
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         indices = torch.randint(len(dataset), (config.batch_size,), generator=generator).tolist()
         x_cond, x_target, numbers, mask = batch_tensors(collate([dataset[i] for i in indices]))
+        x_target = align_to(x_target, x_cond, mask)
         x_cond, x_target = rotate_pairs(x_cond, x_target, mask, random_rotations(len(indices), generator))
         x_cond, x_target, numbers, mask = (t.to(device) for t in (x_cond, x_target, numbers, mask))
         nll = nll_per_atom(flow, x_cond, x_target, numbers, mask, generator)

@@ -50,7 +50,7 @@ def run(args):
     if len(summary["peptides"]) != 1:
         raise SystemExit("fine-tuning needs the energies of one molecule; this training data has "
                          f"{len(summary['peptides'])} peptides.")
-    datasets = pair_datasets(summary["data"], summary["lag_ps"])
+    datasets = pair_datasets(summary["data"], summary["lag_ps"], splits=summary.get("splits"))
     topology = app.PDBFile(summary["topology"]).topology
     system = create_system(topology, summary["preset"])
     config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,

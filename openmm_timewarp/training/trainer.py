@@ -39,6 +39,11 @@ class TrainConfig:
         "cpu" or "cuda"; the code is the same.
     rotations : bool
         Random rotations of each pair (data augmentation; the flow is not rotation equivariant).
+    align_targets : bool
+        Superimpose x(t + tau) on x(t) (translation and rotation, Kabsch) before training. The
+        Boltzmann distribution of an isolated molecule does not change under rigid motions, so
+        MH stays exact; the flow is spared learning the molecule's tumbling over tau, which
+        otherwise dominates the displacement and ruins the precision of internal geometry.
     pairs_per_epoch : int, optional
         Train each epoch on a fresh random subset of this many pairs (all pairs if None).
     max_validation_pairs : int
@@ -56,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     rotations: bool = True
+    align_targets: bool = True
     pairs_per_epoch: Optional[int] = None
     max_validation_pairs: int = 4096
 
@@ -68,6 +74,23 @@ def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
     flip = torch.det(q) < 0
     q[flip, :, 0] = -q[flip, :, 0]
     return q
+
+
+def align_to(x_target, x_cond, mask):
+    """Superimpose each x_target on its x_cond (optimal proper rotation and translation, Kabsch)."""
+    keep = mask.unsqueeze(-1).to(x_cond.dtype)
+    count = keep.sum(1, keepdim=True).clamp_min(1.0)
+    c_cond = (x_cond * keep).sum(1, keepdim=True) / count
+    c_target = (x_target * keep).sum(1, keepdim=True) / count
+    a = ((x_target - c_target) * keep).double()
+    b = ((x_cond - c_cond) * keep).double()
+    u, _, vt = torch.linalg.svd(torch.matmul(a.transpose(1, 2), b))
+    sign = torch.sign(torch.det(torch.matmul(u, vt)))
+    correction = torch.ones(a.shape[0], 3, dtype=a.dtype, device=a.device)
+    correction[:, 2] = sign
+    rotation = torch.matmul(u * correction.unsqueeze(1), vt)  # a @ rotation ~ b
+    aligned = torch.matmul(a, rotation).to(x_cond.dtype) + c_cond
+    return torch.where(mask.unsqueeze(-1), aligned, x_target)
 
 
 def rotate_pairs(x_cond, x_target, mask, rotations):
@@ -132,14 +155,17 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, collate: Call
 
 
 def evaluate_nll(flow, dataset, collate: Callable, batch_size: int = 256, seed: int = 12345, device="cpu",
-                 max_pairs: Optional[int] = None) -> float:
+                 max_pairs: Optional[int] = None, align_targets: bool = True) -> float:
     """Mean validation NLL per atom (fixed auxiliary noise, no rotations), over at most ``max_pairs`` pairs."""
     generator = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     flow.eval()
     with torch.no_grad():
         for batch in _batches(dataset, batch_size, generator, collate, shuffle=False, limit=max_pairs):
-            x_cond, x_target, numbers, mask = (t.to(device) for t in batch)
+            x_cond, x_target, numbers, mask = batch
+            if align_targets:
+                x_target = align_to(x_target, x_cond, mask)
+            x_cond, x_target, numbers, mask = (t.to(device) for t in (x_cond, x_target, numbers, mask))
             loss = nll_per_atom(flow, x_cond, x_target, numbers, mask, generator)
             total += float(loss) * x_cond.shape[0]
             count += x_cond.shape[0]
@@ -209,6 +235,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True,
                               limit=config.pairs_per_epoch):
             x_cond, x_target, numbers, mask = batch
+            if config.align_targets:
+                x_target = align_to(x_target, x_cond, mask)
             if config.rotations:
                 x_cond, x_target = rotate_pairs(x_cond, x_target, mask, random_rotations(x_cond.shape[0], generator))
             x_cond, x_target, numbers, mask = (t.to(device) for t in (x_cond, x_target, numbers, mask))
@@ -227,7 +255,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
             batches += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, nll=f"{running / batches:.3f}")
-        val = (evaluate_nll(ema.shadow, val_set, collate, device=device, max_pairs=config.max_validation_pairs)
+        val = (evaluate_nll(ema.shadow, val_set, collate, device=device, max_pairs=config.max_validation_pairs,
+                             align_targets=config.align_targets)
                if len(val_set) else float("nan"))
         record = {"epoch": epoch, "step": step, "train_nll": running / max(batches, 1), "val_nll": val,
                   "learning_rate": optimizer.param_groups[0]["lr"], "seconds": time.time() - started}

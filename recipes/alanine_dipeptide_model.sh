@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Train, fine-tune and export the shipped "alanine-dipeptide" model (every stage resumable:
+# run the script again after an interruption). Needs the data of recipes/alanine_dipeptide_data.sh.
+#
+# Usage: bash recipes/alanine_dipeptide_model.sh [DATA_DIR] [RUN_DIR]
+set -euo pipefail
+data="${1:-runs/alanine-dipeptide-data}"
+run="${2:-runs/ad-canon}"
+openmm-timewarp train "$data" --lag 50 -o "$run" --epochs 40 --pairs-per-epoch 19200 --learning-rate 1e-3 \
+  --warmup-steps 100 --threads 1 --no-progress
+openmm-timewarp finetune "$run" --steps 300 --batch-size 32 --learning-rate 5e-5 --threads 1 --no-progress
+openmm-timewarp export "$run" --finetuned -o openmm_timewarp/models/alanine-dipeptide.pt
