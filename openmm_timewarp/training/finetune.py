@@ -7,7 +7,8 @@ OpenMM through :func:`openmm_timewarp.energy.differentiable_energy`. Energy rise
 ``energy_clip`` are softened logarithmically so that wild proposals do not blow up gradients,
 and proposals that invert a chirality centre pay a penalty proportional to how far they went.
 The likelihood term keeps the proposal honest (the acceptance term alone favours tiny steps).
-Each step's randomness is seeded by (seed, step), so a resumed run repeats the uninterrupted one.
+Each step's randomness is seeded by (seed, step), so a resumed run repeats the uninterrupted one,
+and a run asked for more steps than before continues where it stopped (the learning rate is constant).
 """
 
 import csv
@@ -118,8 +119,9 @@ def finetune_flow(flow, dataset: Sequence, collate: Callable, system, atomic_num
     path = os.path.join(out_dir, "finetune.pt") if out_dir else None
     if path and os.path.exists(path):
         state = torch.load(path, map_location=device, weights_only=False)
-        if state["config"] != asdict(config):
-            raise ValueError(f"{path} was written with other settings; use another folder or the same settings.")
+        if {**state["config"], "steps": config.steps} != asdict(config):
+            raise ValueError(f"{path} was written with other settings; use another folder or the same settings "
+                             "(only --steps may grow, to extend a run).")
         flow.load_state_dict(state["flow"])
         ema.shadow.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
