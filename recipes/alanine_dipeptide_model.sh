@@ -9,6 +9,6 @@ data="${1:-runs/alanine-dipeptide-data}"
 run="${2:-runs/ad-lag10}"
 openmm-timewarp train "$data" --lag 10 -o "$run" --epochs 40 --pairs-per-epoch 19200 --learning-rate 1e-3 \
   --warmup-steps 100 --threads 1 --no-progress
-openmm-timewarp finetune "$run" --steps 12000 --batch-size 32 --learning-rate 1e-4 --acceptance-weight 0.01 \
+openmm-timewarp finetune "$run" --steps 20000 --batch-size 32 --learning-rate 1e-4 --acceptance-weight 0.01 \
   --threads 1 --no-progress
 openmm-timewarp export "$run" --finetuned -o openmm_timewarp/models/alanine-dipeptide.pt
