@@ -28,6 +28,8 @@ def add_arguments(parser):
                         help="typical displacement over tau, nm")
     parser.add_argument("--no-canonical-frame", action="store_true",
                         help="learn rotations from augmentation only (default: act in the structure's principal-axes frame)")
+    parser.add_argument("--no-align", action="store_true",
+                        help="do not superimpose x(t + tau) on x(t) before training (default: superimpose)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -48,7 +50,7 @@ def run(args):
                              position_scale=args.position_scale, canonical_frame=not args.no_canonical_frame)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          warmup_steps=args.warmup_steps, pairs_per_epoch=args.pairs_per_epoch, seed=args.seed,
-                         device=args.device)
+                         device=args.device, align_targets=not args.no_align)
     os.makedirs(args.output, exist_ok=True)
     first = train_set.segments[0][0]
     summary = {
