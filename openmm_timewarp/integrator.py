@@ -2,7 +2,6 @@
 
 import gc
 import math
-import os
 import time
 import warnings
 import weakref
@@ -14,7 +13,7 @@ from openmm import unit
 
 from . import atoms as _atoms
 from .chirality import chirality_changed, chirality_signs, find_chirality_centres
-from .contract import FlowContractError, check_flow_outputs, load_flow
+from .contract import check_flow_outputs, load_flow
 from .mcmc import acceptance_energy_bound, exploration_energy_bound, fixed_budget_walk
 
 # Defaults (see README, "Choosing the move settings").

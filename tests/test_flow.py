@@ -1,7 +1,6 @@
 """The flow is an exact, invertible density with the symmetries it claims."""
 
 import numpy as np
-import pytest
 import torch
 
 from openmm_timewarp.contract import load_flow

@@ -1,6 +1,5 @@
 """``openmm-timewarp export``: write a trained flow as a flow-contract-1 TorchScript file."""
 
-import json
 import os
 
 
