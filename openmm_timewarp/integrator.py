@@ -431,12 +431,7 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
             "version": 1,
             "generator": self._generator.get_state().numpy().tobytes(),
             "reverse_chunk": self._reverseChunk,
-            "statistics": {
-                "moves": self._numMoves, "proposals": self._numProposals, "accepted": self._numAccepted,
-                "discarded": self._numDiscarded, "chirality_rejections": self._numChiralityRejections,
-                "accepted_energy_change": self._energyChange, "flow_time": self._flowTime,
-                "energy_time": self._energyTime, "md_time": self._mdTime,
-            },
+            "statistics": {k: v for k, v in self.getStatistics().items() if k != "acceptance_rate"},
         }
 
     def setTimewarpState(self, state):
