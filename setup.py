@@ -24,7 +24,9 @@ setup(
     extras_require={
         "torchforce": ["openmmtorch>=1.4"],
         "analysis": ["mdtraj>=1.9.9", "matplotlib>=3.7"],
-        "test": ["pytest>=7", "openmmtorch>=1.4", "mdtraj>=1.9.9", "matplotlib>=3.7", "PeptideBuilder>=1.1"],
+        "openmmtools": ["openmmtools>=0.23"],
+        "test": ["pytest>=7", "openmmtorch>=1.4", "mdtraj>=1.9.9", "matplotlib>=3.7", "PeptideBuilder>=1.1",
+                 "openmmtools>=0.23"],
     },
     entry_points={"console_scripts": ["openmm-timewarp=openmm_timewarp.cli:main"]},
     classifiers=[

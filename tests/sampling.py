@@ -31,7 +31,7 @@ def double_well_z_scores(num_samples=8000, move_interval=0, proposals=4, batch_s
     """
     system, positions = double_well_system(num_particles, stiffening=STIFFENING)
     if flow is None:
-        flow = torch.jit.script(DriftGaussianFlow(sigma=0.06, drift=0.03, coupling=0.2, temperature=TEMPERATURE))
+        flow = drift_gaussian_flow()
     integrator = TimewarpIntegrator(TEMPERATURE * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds,
                                     flow=flow, moveInterval=move_interval, proposalsPerMove=proposals,
                                     batchSize=batch_size)
@@ -42,11 +42,21 @@ def double_well_z_scores(num_samples=8000, move_interval=0, proposals=4, batch_s
     for i in range(num_samples):
         integrator.step(max(move_interval, 1))
         samples[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-    samples = samples[num_samples // 10:]  # burn-in from the left well
-    exact = double_well_exact(stiffening=STIFFENING, temperature=TEMPERATURE)
     assert integrator.getNumAccepted() > 0
+    return double_well_z_scores_of(samples), integrator
+
+
+def drift_gaussian_flow():
+    """The asymmetric proposal the exactness tests use (TorchScript)."""
+    return torch.jit.script(DriftGaussianFlow(sigma=0.06, drift=0.03, coupling=0.2, temperature=TEMPERATURE))
+
+
+def double_well_z_scores_of(samples):
+    """z-scores of P(x>0), <x> and <y^2+z^2> for samples [frames, particles, 3] started in the left well."""
+    samples = samples[len(samples) // 10:]  # burn-in from the left well
+    exact = double_well_exact(stiffening=STIFFENING, temperature=TEMPERATURE)
     return {
         "p_right": batch_mean_z((samples[..., 0] > 0).mean(1), exact["p_right"]),
         "mean_x": batch_mean_z(samples[..., 0].mean(1), exact["mean_x"]),
         "mean_r2": batch_mean_z((samples[..., 1:] ** 2).sum(-1).mean(1), exact["mean_r2"]),
-    }, integrator
+    }

@@ -8,7 +8,7 @@ proportional to mu(x) times the acceptance rate from x).
 
 import pytest
 
-import openmm_timewarp.integrator as integrator_module
+import openmm_timewarp.kernel as kernel_module
 import openmm_timewarp.mcmc as mcmc
 
 from sampling import Z_LIMIT, double_well_z_scores
@@ -53,7 +53,7 @@ def test_dropped_hastings_term_fails_the_same_check(monkeypatch):
 
 
 def test_until_first_acceptance_fails_the_same_check(monkeypatch):
-    monkeypatch.setattr(integrator_module, "fixed_budget_walk", _until_first_acceptance)
+    monkeypatch.setattr(kernel_module, "fixed_budget_walk", _until_first_acceptance)
     z, _ = double_well_z_scores(8000, 0, 4, 3, 1)
     assert max(abs(v) for v in z.values()) > Z_LIMIT, z
 

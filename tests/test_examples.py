@@ -9,7 +9,7 @@ import pytest
 from openmm_timewarp import list_models
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-NEEDS_SHIPPED_MODEL = {"alanine_dipeptide.py", "mixing_schedule.py", "explore_then_sample.py"}
+NEEDS_SHIPPED_MODEL = {"alanine_dipeptide.py", "mixing_schedule.py", "explore_then_sample.py", "openmmtools_sequence.py"}
 
 
 @pytest.mark.parametrize("script", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")))
