@@ -269,7 +269,7 @@ def test_command_lists_methods(capsys):
 
 
 def test_benchmark_end_to_end(tiny_flow, tmp_path, capsys):
-    names = ["md-1fs", "md-2fs-hmr", "timewarp-mh", "timewarp-mixed", "timewarp-explore"]
+    names = ["md-1fs", "md-2fs-hmr", "timewarp-mh", "timewarp-mixed", "timewarp-mixed-hmr", "timewarp-explore"]
     out = tmp_path / "bench"
     code = cli.main(["benchmark", "--methods", *names, "--budget", "1.5", "--cores", "1", "--repeats", "1",
                      "--flow", tiny_flow, "--proposals-per-move", "4", "--batch-size", "4", "--set",
@@ -296,17 +296,20 @@ def test_benchmark_end_to_end(tiny_flow, tmp_path, capsys):
         assert isinstance(m["jsd"], float) and 0.0 <= m["jsd"] <= math.log(2.0)
         assert set(m["comparison"]) >= set(STATE_NAMES)
         assert set(result["exploration"]["median"][name]) >= set(STATE_NAMES)
-    for name in ("timewarp-mh", "timewarp-mixed", "timewarp-explore"):
+    for name in ("timewarp-mh", "timewarp-mixed", "timewarp-mixed-hmr", "timewarp-explore"):
         assert result["methods"][name]["acceptance_rate"] is not None
         assert result["methods"][name]["totals"]["proposals"] > 0
     assert result["methods"]["md-1fs"]["totals"]["simulated_ns"] > 0
     assert result["methods"]["timewarp-mh"]["totals"]["simulated_ns"] == 0
-    assert set(result["speed_ups"]) == {"timewarp-mh", "timewarp-mixed"}
+    hmr = result["methods"]["timewarp-mixed-hmr"]["runs"][0]["stats"]
+    assert hmr["timestep_fs"] == 2.0 and hmr["hydrogen_mass_amu"] == 3.0 and hmr["simulated_ns"] > 0
+    assert set(result["speed_ups"]) == {"timewarp-mh", "timewarp-mixed", "timewarp-mixed-hmr"}
     for entry in result["speed_ups"]["timewarp-mh"]["ess"].values():
         assert entry["baseline"] in ("md-1fs", "md-2fs-hmr") and "text" in entry
     assert set(result["speed_ups"]["timewarp-mh"]["ess_blocks"]) == {o for o in OBSERVABLES if o.startswith("ind")}
     assert set(result["best_baseline"]["ess"]) == set(OBSERVABLES)
-    assert set(result["exploration"]["speed_ups"]) == {"timewarp-mh", "timewarp-mixed", "timewarp-explore"}
+    assert set(result["exploration"]["speed_ups"]) == {"timewarp-mh", "timewarp-mixed", "timewarp-mixed-hmr",
+                                                       "timewarp-explore"}
     for key in ("ramachandran", "ess_per_s"):
         path = out / f"{key}.png"
         assert result["figures"][key] == str(path) and path.stat().st_size > 1000

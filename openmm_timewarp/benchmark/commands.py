@@ -23,7 +23,7 @@ import sys
 
 DEFAULT_MODEL = "alanine-dipeptide"
 DEFAULT_METHODS = ("md-1fs", "md-2fs-hmr", "replica-exchange", "metadynamics", "timewarp-mh", "timewarp-mixed",
-                   "timewarp-explore")
+                   "timewarp-mixed-hmr", "timewarp-explore")
 DEFAULT_BUDGET_S = 30.0
 
 

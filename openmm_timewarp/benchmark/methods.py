@@ -453,14 +453,17 @@ def run_md(settings, budget_s, seed, progress=None, *, timestep_fs=1.0, hydrogen
     return result
 
 
-def run_timewarp(settings, budget_s, seed, progress=None, *, mode="mh", moves_only=True):
+def run_timewarp(settings, budget_s, seed, progress=None, *, mode="mh", moves_only=True, timestep_fs=None,
+                 hydrogen_mass=None):
     """Timewarp moves with :class:`~openmm_timewarp.TimewarpIntegrator` (Reference platform).
 
     With ``moves_only`` (``moveInterval=0``) one sample is recorded after every move; otherwise
     Langevin MD (``settings["timestep_fs"]``) runs with a move every ``settings["move_interval"]``
     steps and a sample is recorded after a move every ``record_interval_ps`` or so. Parameters and
     result as in the driver contract (``settings`` completed by :func:`resolve_settings`); ``mode``
-    is ``"mh"`` or ``"explore"``.
+    is ``"mh"`` or ``"explore"``; ``timestep_fs`` and ``hydrogen_mass`` (amu) override the MD step
+    and select hydrogen mass repartitioning (masses do not change the Boltzmann distribution of
+    positions, which is all the moves see).
     """
     import openmm
     from openmm import unit
@@ -472,8 +475,8 @@ def run_timewarp(settings, budget_s, seed, progress=None, *, mode="mh", moves_on
     if not settings.get("flow"):
         raise ValueError("Timewarp methods need settings['flow']: a shipped model name or a TorchScript file")
     setup_start = time.perf_counter()
-    timestep_fs = float(settings["timestep_fs"])
-    topology, system, _ = dipeptide_system(settings)
+    timestep_fs = float(settings["timestep_fs"] if timestep_fs is None else timestep_fs)
+    topology, system, _ = dipeptide_system(settings, hydrogen_mass)
     positions = equilibrated_state(settings, seed)
     temperature = settings["temperature_K"] * unit.kelvin
     move_interval = 0 if moves_only else int(settings["move_interval"])
@@ -513,6 +516,8 @@ def run_timewarp(settings, budget_s, seed, progress=None, *, mode="mh", moves_on
             "md_steps": md_steps,
             "simulated_ns": md_steps * timestep_fs * 1e-6,
             "mode": mode,
+            "timestep_fs": timestep_fs,
+            "hydrogen_mass_amu": hydrogen_mass,
             "move_interval": move_interval,
             "proposals_per_move": int(settings["proposals_per_move"]),
             "batch_size": int(settings["batch_size"]),
@@ -543,6 +548,12 @@ def timewarp_mixed(settings, budget_s, seed, progress=None):
     return run_timewarp(settings, budget_s, seed, progress, mode="mh", moves_only=False)
 
 
+def timewarp_mixed_hmr(settings, budget_s, seed, progress=None):
+    """Driver: Langevin MD at 2 fs with hydrogen mass 3 amu and a Timewarp MH move every ``move_interval`` steps."""
+    return run_timewarp(settings, budget_s, seed, progress, mode="mh", moves_only=False, timestep_fs=2.0,
+                        hydrogen_mass=3.0)
+
+
 def timewarp_explore(settings, budget_s, seed, progress=None):
     """Driver: Timewarp exploration moves only (not Boltzmann sampling)."""
     return run_timewarp(settings, budget_s, seed, progress, mode="explore", moves_only=True)
@@ -556,5 +567,7 @@ register_method("timewarp-mh", timewarp_mh, needs_flow=True,
                 description="Timewarp MH moves only (moveInterval=0), one sample per move")
 register_method("timewarp-mixed", timewarp_mixed, needs_flow=True,
                 description="Langevin MD (1 fs) with a Timewarp MH move every move_interval steps")
+register_method("timewarp-mixed-hmr", timewarp_mixed_hmr, needs_flow=True,
+                description="Langevin MD (2 fs, hydrogen mass 3 amu) with a Timewarp MH move every move_interval steps")
 register_method("timewarp-explore", timewarp_explore, needs_flow=True, boltzmann=False,
                 description="Timewarp exploration moves (energy threshold; not Boltzmann sampling)")
