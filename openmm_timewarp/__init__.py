@@ -33,7 +33,6 @@ __all__ = [
     "FlowInfo",
     "TimewarpIntegrator",
     "TimewarpKernel",
-    "TimewarpMove",
     "TimewarpReporter",
     "list_models",
     "load_checkpoint",

@@ -13,7 +13,6 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "simulate": ("openmm_timewarp.data.commands", "run MD for peptide sequences (resumable, sharded)"),
-    "pairs": ("openmm_timewarp.data.pair_commands", "summarise the training pairs a dataset gives"),
     "train": ("openmm_timewarp.training.commands", "train a Timewarp flow on MD data"),
     "finetune": ("openmm_timewarp.training.finetune_commands", "fine-tune a trained flow for MH acceptance"),
     "export": ("openmm_timewarp.flow.commands", "export a trained flow to a TorchScript contract-1 file"),

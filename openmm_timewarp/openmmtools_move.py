@@ -19,7 +19,7 @@ from openmm import unit
 
 try:
     from openmmtools import mcmc
-except ImportError as error:  # pragma: no cover - exercised only without openmmtools
+except ImportError as error:
     raise ImportError("TimewarpMove needs openmmtools: pip install openmmtools "
                       "(or pip install -c constraints.txt -e \".[openmmtools]\").") from error
 

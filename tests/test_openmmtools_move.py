@@ -152,3 +152,13 @@ def test_shipped_model_with_langevin_on_alanine_dipeptide():
     assert np.isfinite(positions).all()
     assert np.isfinite(sampler.sampler_state.potential_energy.value_in_unit(unit.kilojoule_per_mole))
     assert openmm_timewarp.TimewarpMove is TimewarpMove
+
+
+def test_without_openmmtools_the_import_error_says_what_to_install(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openmmtools", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "openmm_timewarp.openmmtools_move")
+    with pytest.raises(ImportError, match="pip install openmmtools"):
+        importlib.import_module("openmm_timewarp.openmmtools_move")
