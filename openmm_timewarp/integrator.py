@@ -8,7 +8,7 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from .kernel import MODES, TimewarpKernel
+from .kernel import TimewarpKernel, quantity_value
 
 # Defaults (see README, "Choosing the move settings").
 DEFAULT_MOVE_INTERVAL = 100
@@ -17,14 +17,6 @@ DEFAULT_BATCH_SIZE = 16
 DEFAULT_ENERGY_THRESHOLD = 300.0  # kJ/mol
 
 _KJ = unit.kilojoule_per_mole
-
-
-def _value(quantity, target, name):
-    if unit.is_quantity(quantity):
-        if not quantity.unit.is_compatible(target):
-            raise TypeError(f"{name} must be in units compatible with {target}, got {quantity.unit}")
-        return quantity.value_in_unit(target)
-    return float(quantity)
 
 
 def _find_context(integrator):
@@ -101,15 +93,13 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         flowThreads=None,
     ):
         super().__init__(temperature, frictionCoeff, stepSize)
-        if mode not in MODES:
-            raise ValueError(f"mode must be 'mh' or 'explore', not {mode!r}")
         if not isinstance(moveInterval, (int, np.integer)) or isinstance(moveInterval, bool) or moveInterval < 0:
             raise ValueError(f"moveInterval must be an integer >= 0, got {moveInterval!r}")
         self._moveInterval = int(moveInterval)
         self._topology = topology
         self._kernel = TimewarpKernel(
             flow, proposalsPerMove=proposalsPerMove, batchSize=batchSize, mode=mode,
-            energyThreshold=_value(energyThreshold, _KJ, "energyThreshold"), chiralityCheck=chiralityCheck,
+            energyThreshold=quantity_value(energyThreshold, _KJ, "energyThreshold"), chiralityCheck=chiralityCheck,
             device=device, flowThreads=flowThreads)
         self._contextRef = None
         self._mdTime = 0.0
@@ -250,8 +240,6 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
 
     def setTimewarpState(self, state):
         """Restore what :meth:`getTimewarpState` returned."""
-        if not isinstance(state, dict) or state.get("version") != 1:
-            raise ValueError("not a TimewarpIntegrator state (version 1)")
         self._kernel.setState(state)
         self._mdTime = state["statistics"]["md_time"]
 

@@ -31,6 +31,21 @@ _KJ = unit.kilojoule_per_mole
 _R = (unit.MOLAR_GAS_CONSTANT_R).value_in_unit(_KJ / unit.kelvin)
 
 
+def quantity_value(quantity, target, name):
+    """``quantity`` in ``target`` units as a float; a bare number is taken to be in ``target`` already.
+
+    Raises
+    ------
+    TypeError
+        The quantity's unit is not compatible with ``target``.
+    """
+    if unit.is_quantity(quantity):
+        if not quantity.unit.is_compatible(target):
+            raise TypeError(f"{name} must be in units compatible with {target}, got {quantity.unit}")
+        return quantity.value_in_unit(target)
+    return float(quantity)
+
+
 class _Batch:
     """Proposals drawn from one state, with what the acceptance test needs."""
 

@@ -23,7 +23,7 @@ except ImportError as error:
     raise ImportError("TimewarpMove needs openmmtools: pip install openmmtools "
                       "(or pip install -c constraints.txt -e \".[openmmtools]\").") from error
 
-from .kernel import TimewarpKernel
+from .kernel import TimewarpKernel, quantity_value
 
 _KJ = unit.kilojoule_per_mole
 _SETTINGS = ("n_proposals", "batch_size", "mode", "energy_threshold", "chirality_check", "device")
@@ -67,10 +67,8 @@ class TimewarpMove(mcmc.MCMCMove):
     def __init__(self, flow, n_proposals=16, batch_size=16, mode="mh", energy_threshold=300.0 * _KJ,
                  chirality_check=True, device="cpu", seed=None):
         super().__init__()
-        if unit.is_quantity(energy_threshold):
-            energy_threshold = energy_threshold.value_in_unit(_KJ)
         settings = dict(n_proposals=n_proposals, batch_size=batch_size, mode=mode,
-                        energy_threshold=float(energy_threshold), chirality_check=chirality_check, device=str(device))
+                        energy_threshold=quantity_value(energy_threshold, _KJ, "energy_threshold"), chirality_check=chirality_check, device=str(device))
         self._build(flow, settings)
         if seed is not None:
             self._kernel.seed(seed)
