@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from openmm_timewarp.contract import load_flow
-from openmm_timewarp.flow.export import export_flow
-from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+from openmm_timewarp.flow.cartesian.export import export_flow
+from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 from openmm_timewarp.systems import build_peptide
 
 

@@ -17,8 +17,8 @@ import openmm
 from openmm import unit
 
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.flow.export import export_flow
-from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+from openmm_timewarp.flow.cartesian.export import export_flow
+from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 from openmm_timewarp.systems import create_system, load_alanine_dipeptide
 
 

@@ -30,7 +30,7 @@ data, model = os.path.join(args.out, "data"), os.path.join(args.out, "model")
 
 cli(["simulate", args.sequence, "-o", data, "--hydrogen-mass", "3", "--timestep", "2", "--production", ns,
      "--equilibration", "1", "--no-progress"])
-cli(["train", data, "--lag", "2", "-o", model, "--epochs", epochs, "--hidden", "24", "--layers", "4",
+cli(["train", data, "--lag", "2", "-o", model, "--epochs", epochs, "--config", "hidden=24", "--config", "layers=4",
      "--no-progress"])
 cli(["finetune", model, "--steps", steps, "--batch-size", "8", "--no-progress"])
 cli(["export", model, "--finetuned", "-o", os.path.join(args.out, "model.pt")])

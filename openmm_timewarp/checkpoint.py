@@ -13,13 +13,15 @@ import base64
 import json
 import os
 
+from .integrator import TimewarpIntegrator
+from .kernel import decode_state, encode_state
+
 _FORMAT = "openmm-timewarp-checkpoint"
 
 
 def _context_and_integrator(target):
     context = getattr(target, "context", target)  # an app.Simulation or a Context
     integrator = context.getIntegrator()
-    from .integrator import TimewarpIntegrator
 
     if not isinstance(integrator, TimewarpIntegrator):
         raise TypeError("the Context's integrator is not a TimewarpIntegrator; use OpenMM's own checkpoints.")
@@ -37,11 +39,9 @@ def save_checkpoint(target, file):
         Written atomically when a path is given.
     """
     context, integrator = _context_and_integrator(target)
-    state = integrator.getTimewarpState()
-    state["generator"] = base64.b64encode(state["generator"]).decode("ascii")
     data = json.dumps({"format": _FORMAT, "version": 1,
                        "openmm": base64.b64encode(context.createCheckpoint()).decode("ascii"),
-                       "timewarp": state}).encode()
+                       "timewarp": encode_state(integrator.getTimewarpState())}).encode()
     if isinstance(file, (str, os.PathLike)):
         temporary = f"{os.fspath(file)}.tmp"
         with open(temporary, "wb") as handle:
@@ -69,8 +69,9 @@ def load_checkpoint(target, file):
         data = json.loads(raw)
         if data.get("format") != _FORMAT:
             raise ValueError
-        state = dict(data["timewarp"])
-        state["generator"] = base64.b64decode(state["generator"])
+        state = decode_state(data["timewarp"])
+        if isinstance(state["generator"], str):  # files written before the state had other arrays
+            state["generator"] = base64.b64decode(state["generator"])
         openmm_checkpoint = base64.b64decode(data["openmm"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise ValueError(f"{file!r} is not an openmm-timewarp checkpoint (written by save_checkpoint).") from None

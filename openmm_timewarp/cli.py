@@ -15,7 +15,7 @@ SUBCOMMANDS = {
     "simulate": ("openmm_timewarp.data.commands", "run MD for peptide sequences (resumable, sharded)"),
     "train": ("openmm_timewarp.training.commands", "train a Timewarp flow on MD data"),
     "finetune": ("openmm_timewarp.training.finetune_commands", "fine-tune a trained flow for MH acceptance"),
-    "export": ("openmm_timewarp.flow.commands", "export a trained flow to a TorchScript contract-1 file"),
+    "export": ("openmm_timewarp.training.export_commands", "export a trained flow to a TorchScript contract-1 file"),
     "analyze": ("openmm_timewarp.analysis.commands", "torsions, states, ESS and Ramachandran plots of runs"),
     "benchmark": ("openmm_timewarp.benchmark.commands", "Timewarp vs MD (and peers) on the same machine, same budget"),
     "demo": ("openmm_timewarp.demo", "alanine dipeptide: shipped model vs the best MD baseline"),

@@ -11,6 +11,21 @@ and the attributes ``contract_version`` (int, 1), ``temperature`` (float, K), ``
 (float), ``num_atoms`` (int, 0 = any molecule), ``elements`` (list of int) and ``force_field``
 (str). Extra attributes are allowed; ``metadata_json`` (str), if present, is parsed into
 :attr:`FlowInfo.metadata`.
+
+Optional attributes, read when present (older files lack them):
+
+- ``proposal_independent`` (bool, default False): ``sample`` and ``log_prob`` ignore ``x_cond``
+  apart from placing a proposal in the rigid frame of ``x_cond`` (which a proposal then shares),
+  and ``log q(x, v) = log q(x) + log N(v; 0, I)`` with ``v = z[..., 3:]``. The kernel then keeps
+  unused proposals across MH steps and skips reverse passes. Checked when a Context is bound.
+- ``atomic_numbers`` (list of int, one per atom) and ``bonds`` (list of [int, int]): the
+  molecular graph of a per-molecule model, in its atom order; a user's System is matched to it.
+- ``handedness`` (list of [centre, n0, n1, n2, sign]): tetrahedral signatures of the training
+  data (chirality centres and the order of equivalent hydrogens).
+- ``component_names`` (list of str) with a method ``component(z) -> Tensor[B]`` (int64): the
+  mixture component each noise row draws from, for per-component statistics.
+- ``metadata_json["recommended_settings"]``: move settings (``moveInterval``,
+  ``proposalsPerMove``, ``batchSize``) used where the caller gives none.
 """
 
 import json
@@ -56,6 +71,16 @@ class FlowInfo:
         Anything else the file carries (training data summary, package version, ...).
     source : str
         Where it came from (a path, a shipped model name, or "module").
+    proposal_independent : bool
+        The proposal ignores the current state (see the module docstring).
+    atomic_numbers : tuple of int
+        Per atom, for a model that carries its molecular graph (else empty).
+    bonds : tuple of (int, int)
+        The molecular graph's bonds (else empty).
+    handedness : tuple of tuple of int
+        (centre, n0, n1, n2, sign) rows (else empty).
+    component_names : tuple of str
+        Mixture components reported by ``component(z)`` (else empty).
     """
 
     contract_version: int
@@ -66,6 +91,22 @@ class FlowInfo:
     force_field: str
     metadata: Dict[str, Any] = field(default_factory=dict)
     source: str = "module"
+    proposal_independent: bool = False
+    atomic_numbers: Tuple[int, ...] = ()
+    bonds: Tuple[Tuple[int, int], ...] = ()
+    handedness: Tuple[Tuple[int, ...], ...] = ()
+    component_names: Tuple[str, ...] = ()
+
+    @property
+    def has_graph(self) -> bool:
+        """Whether the model carries its molecular graph (atom matching applies)."""
+        return bool(self.atomic_numbers)
+
+    @property
+    def recommended_settings(self) -> Dict[str, Any]:
+        """Move settings the model recommends (``moveInterval``, ``proposalsPerMove``, ``batchSize``)."""
+        settings = self.metadata.get("recommended_settings")
+        return dict(settings) if isinstance(settings, dict) else {}
 
 
 def flow_info(module, source: str = "module") -> FlowInfo:
@@ -116,7 +157,44 @@ def flow_info(module, source: str = "module") -> FlowInfo:
         except ValueError:
             metadata = {}
     values["elements"] = tuple(values["elements"])
+    values.update(_optional_attributes(module, source, values["num_atoms"]))
     return FlowInfo(metadata=metadata, source=source, **values)
+
+
+def _int_rows(value, width: int, name: str, source: str) -> Tuple[Tuple[int, ...], ...]:
+    rows = []
+    for row in value:
+        row = list(row)
+        if len(row) != width or not all(isinstance(v, int) and not isinstance(v, bool) for v in row):
+            raise FlowContractError(f"{source}: attribute '{name}' must be a list of [{width} int] rows.")
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+def _optional_attributes(module, source: str, num_atoms: int) -> Dict[str, Any]:
+    """The optional contract attributes, validated."""
+    out: Dict[str, Any] = {}
+    independent = getattr(module, "proposal_independent", False)
+    if not isinstance(independent, bool):
+        raise FlowContractError(f"{source}: attribute 'proposal_independent' must be bool.")
+    out["proposal_independent"] = independent
+    numbers = list(getattr(module, "atomic_numbers", []) or [])
+    if numbers:
+        if not all(isinstance(z, int) and not isinstance(z, bool) and z > 0 for z in numbers):
+            raise FlowContractError(f"{source}: attribute 'atomic_numbers' must be a list of positive int.")
+        if len(numbers) != num_atoms:
+            raise FlowContractError(f"{source}: 'atomic_numbers' lists {len(numbers)} atoms but 'num_atoms' is {num_atoms}.")
+        bonds = _int_rows(getattr(module, "bonds", []) or [], 2, "bonds", source)
+        if any(not (0 <= a < num_atoms and 0 <= b < num_atoms) for a, b in bonds):
+            raise FlowContractError(f"{source}: attribute 'bonds' refers to atoms outside 0..{num_atoms - 1}.")
+        out.update(atomic_numbers=tuple(numbers), bonds=bonds,
+                   handedness=_int_rows(getattr(module, "handedness", []) or [], 5, "handedness", source))
+    names = list(getattr(module, "component_names", []) or [])
+    if names:
+        if not all(isinstance(n, str) for n in names) or not callable(getattr(module, "component", None)):
+            raise FlowContractError(f"{source}: 'component_names' must be a list of str, with a component(z) method.")
+        out["component_names"] = tuple(names)
+    return out
 
 
 def load_flow(flow, device="cpu"):

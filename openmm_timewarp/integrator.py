@@ -10,10 +10,8 @@ from openmm import unit
 
 from .kernel import TimewarpKernel, quantity_value
 
-# Defaults (see README, "Choosing the move settings").
+# Defaults where neither the caller nor the model says (see README, "Choosing the move settings").
 DEFAULT_MOVE_INTERVAL = 100
-DEFAULT_PROPOSALS_PER_MOVE = 16
-DEFAULT_BATCH_SIZE = 16
 DEFAULT_ENERGY_THRESHOLD = 300.0  # kJ/mol
 
 _KJ = unit.kilojoule_per_mole
@@ -56,17 +54,21 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     flow : str, os.PathLike or torch.nn.Module
         The proposal: a shipped model name (:func:`openmm_timewarp.list_models`), a TorchScript
         file, or a module honouring the flow contract (version 1).
-    moveInterval : int
-        MD steps between moves (0: moves only).
-    proposalsPerMove : int
-        MH steps (mode "mh") or exploration steps (mode "explore") per move.
-    batchSize : int
-        Proposals drawn per flow call.
+    moveInterval : int, optional
+        MD steps between moves (0: moves only). Default: the model's recommended setting
+        (``getFlowInfo().recommended_settings``), else 100.
+    proposalsPerMove : int, optional
+        MH steps (mode "mh") or exploration steps (mode "explore") per move. Default: the
+        model's recommended setting, else 16.
+    batchSize : int, optional
+        Proposals drawn per flow call. Default: the model's recommended setting, else 16.
     mode : {"mh", "explore"}
     energyThreshold : openmm.unit.Quantity or float
         Largest energy rise (kJ/mol) kept in mode "explore".
     topology : openmm.app.Topology, optional
-        Gives elements and bonds; without it they come from the System's masses and bond forces.
+        Gives elements, bonds and atom names; without it they come from the System's masses and
+        bond forces. A model that carries its molecular graph is matched to these atoms whatever
+        their order (see :meth:`getAtomMapping`).
     chiralityCheck : bool
         Reject proposals that invert a chirality centre.
     device : str
@@ -82,9 +84,9 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         stepSize,
         *,
         flow,
-        moveInterval=DEFAULT_MOVE_INTERVAL,
-        proposalsPerMove=DEFAULT_PROPOSALS_PER_MOVE,
-        batchSize=DEFAULT_BATCH_SIZE,
+        moveInterval=None,
+        proposalsPerMove=None,
+        batchSize=None,
         mode="mh",
         energyThreshold=DEFAULT_ENERGY_THRESHOLD * _KJ,
         topology=None,
@@ -93,14 +95,16 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         flowThreads=None,
     ):
         super().__init__(temperature, frictionCoeff, stepSize)
-        if not isinstance(moveInterval, (int, np.integer)) or isinstance(moveInterval, bool) or moveInterval < 0:
-            raise ValueError(f"moveInterval must be an integer >= 0, got {moveInterval!r}")
-        self._moveInterval = int(moveInterval)
         self._topology = topology
         self._kernel = TimewarpKernel(
             flow, proposalsPerMove=proposalsPerMove, batchSize=batchSize, mode=mode,
             energyThreshold=quantity_value(energyThreshold, _KJ, "energyThreshold"), chiralityCheck=chiralityCheck,
             device=device, flowThreads=flowThreads)
+        if moveInterval is None:
+            moveInterval = self._kernel.flowInfo.recommended_settings.get("moveInterval", DEFAULT_MOVE_INTERVAL)
+        if not isinstance(moveInterval, (int, np.integer)) or isinstance(moveInterval, bool) or moveInterval < 0:
+            raise ValueError(f"moveInterval must be an integer >= 0, got {moveInterval!r}")
+        self._moveInterval = int(moveInterval)
         self._contextRef = None
         self._mdTime = 0.0
 
@@ -165,7 +169,9 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
                 self._move(context)
 
     def _move(self, context):
-        self._kernel.move(context, self.getTemperature().value_in_unit(unit.kelvin), self._groups)
+        temperature = self.getTemperature().value_in_unit(unit.kelvin)
+        self._kernel.prepare(context, self._topology, temperature)  # at once unless a restored state asks to re-match
+        self._kernel.move(context, temperature, self._groups)
 
     # ------------------------------------------------------------------ settings and statistics
     def setRandomNumberSeed(self, seed):
@@ -196,6 +202,32 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     def getFlowInfo(self):
         """The :class:`~openmm_timewarp.contract.FlowInfo` of the flow in use."""
         return self._kernel.flowInfo
+
+    def getAtomMapping(self):
+        """Which System particle each of the model's atoms is (after binding).
+
+        Returns
+        -------
+        numpy.ndarray of int
+            ``mapping[k]`` is the System index of the model's atom k (the identity for models that
+            do not carry their molecular graph).
+
+        Raises
+        ------
+        RuntimeError
+            Before the integrator is bound to a Context.
+        """
+        if self._kernel.mapping is None:
+            raise RuntimeError("the atom mapping is known once the integrator is bound: call bind(context) or step().")
+        return self._kernel.mapping.copy()
+
+    def invalidateCache(self):
+        """Forget the cached energy, density and buffered proposals.
+
+        The moves reuse U(x) while the Context's positions and global parameters are unchanged;
+        call this after changing force parameters with ``updateParametersInContext``.
+        """
+        self._kernel.invalidateCache()
 
     def getNumMoves(self):
         """Timewarp moves performed since the last :meth:`resetStatistics`."""
@@ -229,7 +261,8 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
 
     # ------------------------------------------------------------------ restart
     def getTimewarpState(self):
-        """The integrator's own state: the moves' random generator, counters and timers (a dict).
+        """The integrator's own state: the moves' random generator, buffered proposals, cached energy
+        and density, atom mapping, counters and timers (a dict; arrays as bytes).
 
         Together with OpenMM's checkpoint it makes a restart bit-exact on the Reference platform;
         see :func:`openmm_timewarp.save_checkpoint`.

@@ -12,7 +12,6 @@ implementation. Combine it with MD the openmmtools way::
     sampler.run(1000)
 """
 
-import base64
 import os
 
 from openmm import unit
@@ -23,7 +22,7 @@ except ImportError as error:
     raise ImportError("TimewarpMove needs openmmtools: pip install openmmtools "
                       "(or pip install -c constraints.txt -e \".[openmmtools]\").") from error
 
-from .kernel import TimewarpKernel, quantity_value
+from .kernel import TimewarpKernel, decode_state, encode_state, quantity_value
 
 _KJ = unit.kilojoule_per_mole
 _SETTINGS = ("n_proposals", "batch_size", "mode", "energy_threshold", "chirality_check", "device")
@@ -42,10 +41,10 @@ class TimewarpMove(mcmc.MCMCMove):
     flow : str or os.PathLike or torch.nn.Module
         A shipped model name, a TorchScript file, or a module honouring the flow contract. Only
         names and paths can be serialized.
-    n_proposals : int
-        MH steps per application.
-    batch_size : int
-        Proposals drawn per flow call.
+    n_proposals : int, optional
+        MH steps per application (default: the model's recommended setting, else 16).
+    batch_size : int, optional
+        Proposals drawn per flow call (default: the model's recommended setting, else 16).
     mode : {"mh", "explore"}
         "explore" keeps proposals whose energy rises by less than ``energy_threshold``: it finds
         metastable states fast but does NOT sample the Boltzmann distribution.
@@ -64,7 +63,7 @@ class TimewarpMove(mcmc.MCMCMove):
         Accepted proposals and MH steps spent, as in openmmtools' Metropolized moves.
     """
 
-    def __init__(self, flow, n_proposals=16, batch_size=16, mode="mh", energy_threshold=300.0 * _KJ,
+    def __init__(self, flow, n_proposals=None, batch_size=None, mode="mh", energy_threshold=300.0 * _KJ,
                  chirality_check=True, device="cpu", seed=None):
         super().__init__()
         settings = dict(n_proposals=n_proposals, batch_size=batch_size, mode=mode,
@@ -75,11 +74,12 @@ class TimewarpMove(mcmc.MCMCMove):
 
     def _build(self, flow, settings, loaded=None):
         self._flow_spec = os.fspath(flow) if isinstance(flow, (str, os.PathLike)) else flow
-        self._settings = {name: settings[name] for name in _SETTINGS}
         self._kernel = TimewarpKernel(
             self._flow_spec if loaded is None else loaded, proposalsPerMove=settings["n_proposals"], batchSize=settings["batch_size"],
             mode=settings["mode"], energyThreshold=settings["energy_threshold"],
             chiralityCheck=settings["chirality_check"], device=settings["device"])
+        self._settings = {name: settings[name] for name in _SETTINGS}
+        self._settings.update(n_proposals=self._kernel.proposalsPerMove, batch_size=self._kernel.batchSize)
 
     # ------------------------------------------------------------------ the move
     def apply(self, thermodynamic_state, sampler_state, context_cache=None):
@@ -123,32 +123,19 @@ class TimewarpMove(mcmc.MCMCMove):
 
     @statistics.setter
     def statistics(self, value):
-        state = self._kernel.getState()
-        state["statistics"].update(
-            moves=value.get("n_moves", 0), proposals=value["n_proposed"], accepted=value["n_accepted"],
-            discarded=value.get("n_discarded", 0), chirality_rejections=value.get("n_chirality_rejections", 0),
-            accepted_energy_change=value.get("accepted_energy_change", 0.0),
-            flow_time=value.get("flow_time", 0.0), energy_time=value.get("energy_time", 0.0))
-        self._kernel.setState(state)
+        self._kernel.setStatistics({
+            "moves": value.get("n_moves", 0), "proposals": value["n_proposed"], "accepted": value["n_accepted"],
+            "discarded": value.get("n_discarded", 0), "chirality_rejections": value.get("n_chirality_rejections", 0),
+            "accepted_energy_change": value.get("accepted_energy_change", 0.0),
+            "flow_time": value.get("flow_time", 0.0), "energy_time": value.get("energy_time", 0.0)})
 
     def reset_statistics(self):
         self._kernel.resetStatistics()
 
     # ------------------------------------------------------------------ serialization
-    def _random_state(self):
-        state = self._kernel.getState()
-        return {"generator": base64.b64encode(state["generator"]).decode("ascii"),
-                "reverse_chunk": state["reverse_chunk"]}
-
-    def _restore_random_state(self, random_state, statistics):
-        state = self._kernel.getState()
-        state["generator"] = base64.b64decode(random_state["generator"])
-        state["reverse_chunk"] = random_state["reverse_chunk"]
-        self._kernel.setState(state)
-        self.statistics = statistics
-
     def __getstate__(self, **kwargs):
-        """The openmmtools serialization: the flow's name or path, the settings, statistics and random state.
+        """The openmmtools serialization: the flow's name or path, the settings, and the kernel's state
+        (random generator, buffered proposals, cached energy and density, atom mapping, statistics).
 
         Raises
         ------
@@ -157,18 +144,17 @@ class TimewarpMove(mcmc.MCMCMove):
         """
         if not isinstance(self._flow_spec, str):
             raise TypeError("this TimewarpMove was built from an in-memory flow module, which cannot be "
-                            "serialized. Export the flow to a TorchScript file (openmm_timewarp.flow.export."
-                            "export_flow or torch.jit.save) and build the move from its path.")
-        return dict(flow=self._flow_spec, **self._settings, statistics=self.statistics,
-                    random_state=self._random_state())
+                            "serialized. Export the flow to a TorchScript file (openmm_timewarp.flow.export_flow "
+                            "or torch.jit.save) and build the move from its path.")
+        return dict(flow=self._flow_spec, **self._settings, kernel_state=encode_state(self._kernel.getState()))
 
     def __setstate__(self, serialization):
         self._build(serialization["flow"], serialization)
-        self._restore_random_state(serialization["random_state"], serialization["statistics"])
+        self._kernel.setState(decode_state(serialization["kernel_state"]))
 
     def __deepcopy__(self, memo):
-        """An independent move with the same flow (shared, it is stateless), settings, statistics and random state."""
+        """An independent move with the same flow (shared, it is stateless), settings and kernel state."""
         copy = TimewarpMove.__new__(type(self))
         copy._build(self._flow_spec, self._settings, loaded=self._kernel.flow)
-        copy._restore_random_state(self._random_state(), self.statistics)
+        copy._kernel.setState(self._kernel.getState())
         return copy

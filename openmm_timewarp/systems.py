@@ -29,6 +29,8 @@ import torch  # noqa: F401  (torch before openmm; see openmm_timewarp._stack)
 import openmm
 from openmm import app, unit
 
+from .chirality import canonical_hydrogen_permutation
+
 # One-letter code -> residue name, the 20 standard amino acids.
 AMINO_ACIDS: Dict[str, str] = {
     "A": "ALA", "R": "ARG", "N": "ASN", "D": "ASP", "C": "CYS", "Q": "GLN", "E": "GLU", "G": "GLY",
@@ -306,6 +308,12 @@ def build_peptide(sequence: str, capped: bool = False, phi=None, psi=None) -> Tu
     finally:
         random.setstate(saved)
     positions = np.array(modeller.positions.value_in_unit(unit.nanometer))
+    # addHydrogens names equivalent hydrogens (methyl HB1/HB2/HB3, methylene HB2/HB3) in a cyclic
+    # order that depends on the backbone conformation; MD never changes that order, so two builds
+    # would be permutational isomers. Relabel to the package's one canonical order.
+    numbers = [atom.element.atomic_number for atom in modeller.topology.atoms()]
+    bonds = [(a.index, b.index) for a, b in modeller.topology.bonds()]
+    positions = positions[canonical_hydrogen_permutation(numbers, bonds, positions)]
     return modeller.topology, unit.Quantity(positions, unit.nanometer)
 
 

@@ -96,3 +96,118 @@ def double_well_exact(barrier: float = 1.0, tilt: float = 1.0, width: float = 0.
     p = np.exp(-(u - u.min()) / kT) / k  # the y, z integrals give 2 pi kT / k(x)
     p /= p.sum()
     return {"p_right": float(p[x > 0].sum()), "mean_x": float((p * x).sum()), "mean_r2": float((p * 2 * kT / k).sum())}
+
+
+class IndependentGaussianFlow(torch.nn.Module):
+    """A contract-1 flow that declares ``proposal_independent``: x' ~ N(centre, sigma^2), v' = z[..., 3:].
+
+    It ignores the state it conditions on, so the kernel keeps its proposals across MH steps and
+    reuses the density of the state it accepted; log q(x', v') = log N(x'; centre, sigma^2) + log N(v').
+    """
+
+    elements: List[int]
+
+    def __init__(self, centre: Tuple[float, float, float] = (0.0, 0.0, 0.0), sigma: float = 0.1,
+                 temperature: float = 300.0):
+        super().__init__()
+        self.contract_version: int = 1
+        self.temperature: float = float(temperature)
+        self.tau_ps: float = 0.0
+        self.num_atoms: int = 0
+        self.elements: List[int] = []
+        self.force_field: str = ""
+        self.proposal_independent: bool = True
+        self.sigma: float = float(sigma)
+        self.register_buffer("centre", torch.tensor(centre, dtype=torch.float32))
+
+    @torch.jit.export
+    def sample(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.centre.to(z.dtype) + self.sigma * z[..., :3]
+        v = z[..., 3:]
+        return x, v, self.log_prob(x_cond, atomic_numbers, x, v)
+
+    @torch.jit.export
+    def log_prob(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        eps = (x - self.centre.to(x.dtype)) / self.sigma
+        dim = float(x.shape[-1] * x.shape[-2])
+        log_norm = -dim * (math.log(2.0 * math.pi) + math.log(self.sigma))
+        return log_norm - 0.5 * (eps.pow(2) + v.pow(2)).sum(dim=(-2, -1))
+
+    def forward(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.sample(x_cond, atomic_numbers, z)
+
+
+# A four-atom chain whose energy separates in internal coordinates: its exact marginals are 1-D integrals.
+CHAIN_BOND = (0.15, 20000.0)  # r0 (nm), k (kJ/mol/nm^2)
+CHAIN_ANGLE = (2.3, 25.0)  # theta0 (rad), k (kJ/mol/rad^2): soft, so the sin(theta) Jacobian matters
+CHAIN_TORSION = ((1, 3.0, 0.0), (3, 4.0, 0.5))  # (periodicity, k (kJ/mol), phase (rad)): three unequal wells
+
+
+def torsion_chain_system(restraint: float = 0.0):
+    """Four carbons in a chain: harmonic bonds and soft angles, a torsion with three unequal wells.
+
+    With ``restraint`` > 0 (kJ/mol/nm^2) the first atom is also tied to the origin, so the energy
+    depends on where the molecule is, not only on its internal coordinates.
+
+    Returns
+    -------
+    system : openmm.System
+    topology : openmm.app.Topology
+    positions : numpy.ndarray [4, 3] (nm)
+    """
+    from openmm import app
+
+    system = openmm.System()
+    topology = app.Topology()
+    residue = topology.addResidue("CHN", topology.addChain())
+    atoms = []
+    for i in range(4):
+        system.addParticle(12.0)
+        atoms.append(topology.addAtom(f"C{i + 1}", app.element.carbon, residue))
+    bonds = openmm.HarmonicBondForce()
+    angles = openmm.HarmonicAngleForce()
+    torsions = openmm.PeriodicTorsionForce()
+    for i in range(3):
+        bonds.addBond(i, i + 1, CHAIN_BOND[0], CHAIN_BOND[1])
+        topology.addBond(atoms[i], atoms[i + 1])
+    for i in range(2):
+        angles.addAngle(i, i + 1, i + 2, CHAIN_ANGLE[0], CHAIN_ANGLE[1])
+    for periodicity, k, phase in CHAIN_TORSION:
+        torsions.addTorsion(0, 1, 2, 3, periodicity, phase, k)
+    for force in (bonds, angles, torsions):
+        system.addForce(force)
+    if restraint > 0:
+        tether = openmm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
+        tether.addGlobalParameter("k", restraint)
+        tether.addParticle(0, [])
+        system.addForce(tether)
+    r, theta = CHAIN_BOND[0], CHAIN_ANGLE[0]
+    positions = np.array([[0.0, 0.0, 0.0], [r, 0.0, 0.0],
+                          [r - r * math.cos(theta), r * math.sin(theta), 0.0],
+                          [2 * r - 2 * r * math.cos(theta), 0.0, 0.05]])
+    return system, topology, positions
+
+
+def torsion_chain_exact(temperature: float = 300.0, grid: int = 200001):
+    """Exact averages of :func:`torsion_chain_system` (without restraint) by 1-D quadrature.
+
+    The energy is a sum over bonds, angles and the torsion, and dx = prod r^2 sin(theta) dc dg, so
+    bonds have density r^2 exp(-U_b/kT), angles sin(theta) exp(-U_a/kT), the torsion exp(-U_t/kT).
+
+    Returns a dict with the mean bond length ("bond", nm), mean angle ("angle", rad), <cos phi>
+    ("cos_torsion") and the probability of |phi| < pi/2 ("torsion_near_zero").
+    """
+    kT = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin) * temperature
+    r = np.linspace(CHAIN_BOND[0] - 0.1, CHAIN_BOND[0] + 0.1, grid)
+    p_r = r ** 2 * np.exp(-0.5 * CHAIN_BOND[1] * (r - CHAIN_BOND[0]) ** 2 / kT)
+    theta = np.linspace(1e-6, math.pi - 1e-6, grid)
+    p_theta = np.sin(theta) * np.exp(-0.5 * CHAIN_ANGLE[1] * (theta - CHAIN_ANGLE[0]) ** 2 / kT)
+    phi = np.linspace(-math.pi, math.pi, grid)
+    u_phi = sum(k * (1 + np.cos(n * phi - phase)) for n, k, phase in CHAIN_TORSION)
+    p_phi = np.exp(-(u_phi - u_phi.min()) / kT)
+    return {
+        "bond": float((r * p_r).sum() / p_r.sum()),
+        "angle": float((theta * p_theta).sum() / p_theta.sum()),
+        "cos_torsion": float((np.cos(phi) * p_phi).sum() / p_phi.sum()),
+        "torsion_near_zero": float(p_phi[np.abs(phi) < math.pi / 2].sum() / p_phi.sum()),
+    }

@@ -240,8 +240,8 @@ def test_drivers_may_omit_progress_elapsed_and_stats():
 def tiny_flow(tmp_path_factory):
     import torch
 
-    from openmm_timewarp.flow.export import export_flow
-    from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+    from openmm_timewarp.flow.cartesian.export import export_flow
+    from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 
     torch.manual_seed(0)
     flow = TimewarpFlow(FlowConfig(embedding=8, hidden=12, layers=2, length_scales=[0.1, 0.3], position_scale=0.002))

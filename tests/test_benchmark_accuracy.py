@@ -151,8 +151,8 @@ def test_metadynamics_style_runs_are_scored_on_their_estimates():
 
 @pytest.fixture(scope="module")
 def untrained_flow(tmp_path_factory):
-    from openmm_timewarp.flow.export import export_flow
-    from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+    from openmm_timewarp.flow.cartesian.export import export_flow
+    from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 
     torch.manual_seed(0)
     path = str(tmp_path_factory.mktemp("flow") / "untrained.pt")

@@ -11,8 +11,8 @@ from openmm_timewarp import cli
 def tiny_flow(tmp_path):
     import torch
 
-    from openmm_timewarp.flow.export import export_flow
-    from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+    from openmm_timewarp.flow.cartesian.export import export_flow
+    from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 
     torch.manual_seed(1)
     flow = TimewarpFlow(FlowConfig(embedding=8, hidden=12, layers=2, length_scales=[0.1, 0.3], position_scale=0.002))

@@ -62,8 +62,8 @@ def test_randomly_initialised_exported_flow_samples_exactly(tmp_path):
     """The project's own flow, perturbed away from identity and exported, drives MH exactly (3 atoms)."""
     import torch
 
-    from openmm_timewarp.flow.export import export_flow
-    from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+    from openmm_timewarp.flow.cartesian.export import export_flow
+    from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 
     torch.manual_seed(5)
     flow = TimewarpFlow(FlowConfig(embedding=8, hidden=12, layers=4, length_scales=[0.1, 0.3], position_scale=0.03))
@@ -81,8 +81,8 @@ def test_randomly_initialised_flow_without_hastings_term_fails(tmp_path, monkeyp
     """The same check detects a dropped Hastings term with the project's flow."""
     import torch
 
-    from openmm_timewarp.flow.export import export_flow
-    from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+    from openmm_timewarp.flow.cartesian.export import export_flow
+    from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 
     torch.manual_seed(5)
     flow = TimewarpFlow(FlowConfig(embedding=8, hidden=12, layers=4, length_scales=[0.1, 0.3], position_scale=0.03))

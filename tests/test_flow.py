@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from openmm_timewarp.contract import load_flow
-from openmm_timewarp.flow.export import export_flow
-from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+from openmm_timewarp.flow.cartesian.export import export_flow
+from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 
 TINY = FlowConfig(embedding=8, hidden=12, blocks=1, layers=4, length_scales=[0.1, 0.3, 0.6], position_scale=0.05)
 

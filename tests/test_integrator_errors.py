@@ -10,8 +10,8 @@ import torch
 from openmm import unit
 
 from openmm_timewarp import FlowContractError, TimewarpIntegrator
-from openmm_timewarp.flow.export import export_flow
-from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+from openmm_timewarp.flow.cartesian.export import export_flow
+from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 from openmm_timewarp.testing import DriftGaussianFlow, double_well_system
 
 SMALL = FlowConfig(embedding=4, hidden=6, layers=2, length_scales=[0.1, 0.3])

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from openmm_timewarp.flow.model import FlowConfig, TimewarpFlow
+from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 from openmm_timewarp.training.trainer import TrainConfig, random_rotations, train_flow
 
 CONFIG = FlowConfig(embedding=8, hidden=24, blocks=1, layers=4, length_scales=[0.1, 0.3, 0.6], position_scale=0.05)

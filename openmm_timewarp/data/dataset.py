@@ -131,6 +131,42 @@ class Trajectory:
         """Path of the run's topology PDB."""
         return os.path.join(self.directory, self.metadata["files"]["topology"])
 
+    def frames(self, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
+        """Frames ``start..stop-1`` as float32 [F, num_atoms, 3] in nm (read at once).
+
+        Raises
+        ------
+        ValueError
+            A record marker is wrong (corrupt file).
+        """
+        stop = self.num_frames if stop is None else min(int(stop), self.num_frames)
+        records = self._records()[int(start):stop]
+        expected = 4 * self.num_atoms
+        for axis in "xyz":
+            if np.any(records[f"{axis}_begin"] != expected) or np.any(records[f"{axis}_end"] != expected):
+                raise ValueError(f"{self.path!r}: a frame in {start}..{stop - 1} is corrupt (bad record marker); "
+                                 "regenerate the trajectory.")
+        return np.stack([records["x"], records["y"], records["z"]], axis=-1).astype(np.float32) * np.float32(0.1)
+
+    def bonds(self) -> List[Tuple[int, int]]:
+        """Bonded atom pairs from the run's topology."""
+        from openmm import app
+
+        return [(a.index, b.index) for a, b in app.PDBFile(self.topology_path()).topology.bonds()]
+
+    def hydrogen_relabelling(self) -> np.ndarray:
+        """The permutation that gives this run's equivalent hydrogens the package's canonical order.
+
+        Runs made before ``build_peptide`` fixed the labels may carry, for example, a methyl
+        group's hydrogens in the opposite cyclic order: a permutational isomer that MD never
+        turns back. ``frames()[:, permutation]`` relabels them (the identity when nothing needs it).
+        """
+        from ..chirality import canonical_hydrogen_permutation
+
+        if self.num_frames == 0:
+            return np.arange(self.num_atoms)
+        return canonical_hydrogen_permutation(self.atomic_numbers.tolist(), self.bonds(), self.positions(0))
+
 
 def find_trajectories(roots: Union[str, Iterable[str]], preset: Optional[str] = None,
                       temperature=None) -> List[Trajectory]:

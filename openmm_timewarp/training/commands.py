@@ -1,77 +1,78 @@
-"""``openmm-timewarp train``: likelihood training of a Timewarp flow on MD runs (resumable)."""
+"""``openmm-timewarp train``: likelihood training of a flow of any family on MD runs (resumable)."""
 
+import dataclasses
 import json
-import os
-
-from ..flow.model import FlowConfig
 
 
 def add_arguments(parser):
+    from . import family_names
+
     parser.add_argument("data", nargs="+", help="directories with runs written by 'openmm-timewarp simulate'")
     parser.add_argument("-o", "--output", required=True, help="training folder (checkpoint.pt, log.csv, run.json)")
-    parser.add_argument("--lag", type=float, required=True, help="tau in picoseconds (a multiple of the save interval)")
+    parser.add_argument("--family", default="cartesian", choices=family_names(),
+                        help="flow family (default: %(default)s; 'internal' for one molecule in internal coordinates)")
+    parser.add_argument("--lag", type=float, help="tau in picoseconds (a multiple of the save interval); the internal "
+                                                  "family without --lag makes a state-independent proposal")
     parser.add_argument("--splits", help="JSON splits file: split by peptide (default: by time within each run)")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="a field of the family's config, e.g. hidden=96 (repeatable; JSON values)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=200)
-    parser.add_argument("--pairs-per-epoch", type=int, default=None)
+    parser.add_argument("--pairs-per-epoch", type=int, default=None, help="items drawn per epoch (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    defaults = FlowConfig()
-    parser.add_argument("--hidden", type=int, default=defaults.hidden)
-    parser.add_argument("--layers", type=int, default=defaults.layers)
-    parser.add_argument("--blocks", type=int, default=defaults.blocks)
-    parser.add_argument("--embedding", type=int, default=defaults.embedding)
-    parser.add_argument("--position-scale", type=float, default=defaults.position_scale,
-                        help="typical displacement over tau, nm")
-    parser.add_argument("--no-canonical-frame", action="store_true",
-                        help="learn rotations from augmentation only (default: act in the structure's principal-axes frame)")
     parser.add_argument("--no-align", action="store_true",
-                        help="do not superimpose x(t + tau) on x(t) before training (default: superimpose)")
+                        help="cartesian family: do not superimpose x(t + tau) on x(t) before training")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def parse_config(family, pairs):
+    """The family's config with ``KEY=VALUE`` overrides (values parsed as JSON, else kept as text).
+
+    Raises
+    ------
+    SystemExit
+        A key the family's config does not have.
+    """
+    fields = {f.name for f in dataclasses.fields(family.config_type)}
+    values = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--config {key}: the {family.name} family's config has {', '.join(sorted(fields))}.")
+        try:
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    return family.config(values)
 
 
 def run(args):
     import torch
 
-    from ..data.dataset import collate_pairs, pair_datasets
-    from ..flow.model import TimewarpFlow
+    from . import get_family
+    from .runs import write_run_info
     from .trainer import TrainConfig, train_flow
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    datasets = pair_datasets(args.data, args.lag, splits=args.splits)
-    train_set, val_set = datasets["train"], datasets.get("validation", [])
-    if len(train_set) == 0:
-        raise SystemExit(f"no training pairs at lag {args.lag} ps under {', '.join(args.data)}")
-    flow_config = FlowConfig(hidden=args.hidden, layers=args.layers, blocks=args.blocks, embedding=args.embedding,
-                             position_scale=args.position_scale, canonical_frame=not args.no_canonical_frame)
+    family = get_family(args.family)
+    family_config = parse_config(family, args.config)
+    try:
+        data = family.training_data(args.data, args.lag, args.splits)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          warmup_steps=args.warmup_steps, pairs_per_epoch=args.pairs_per_epoch, seed=args.seed,
                          device=args.device, align_targets=not args.no_align)
-    os.makedirs(args.output, exist_ok=True)
-    first = train_set.segments[0][0]
-    summary = {
-        "data": [os.path.abspath(d) for d in args.data],
-        "lag_ps": args.lag,
-        "split": "by peptide: " + args.splits if args.splits else "by time within each run (0.8/0.1/0.1)",
-        "splits": os.path.abspath(args.splits) if args.splits else None,
-        "peptides": train_set.peptides(),
-        "train_pairs": len(train_set),
-        "validation_pairs": len(val_set),
-        "preset": first.metadata.get("preset", {}).get("name"),
-        "temperature_K": first.metadata.get("temperature_K"),
-        "num_atoms": int(len(first.atomic_numbers)) if len(train_set.peptides()) == 1 else 0,
-        "topology": first.topology_path(),
-    }
-    with open(os.path.join(args.output, "run.json"), "w") as handle:
-        json.dump({"data_summary": summary, "train_config": config.__dict__, "flow_config": flow_config.to_dict()},
-                  handle, indent=1)
     torch.manual_seed(args.seed)
-    result = train_flow(TimewarpFlow(flow_config), train_set, val_set, collate_pairs, config, args.output,
-                        progress=not args.no_progress)
+    flow = family.build(family_config, data)
+    write_run_info(args.output, family.name, type(family_config)(**flow.config_dict), config, data)
+    result = train_flow(flow, data.train, data.validation, data.collate, config, args.output,
+                        progress=not args.no_progress, loss=data.loss)
     last = result.history[-1]
     print(f"epoch {last['epoch']}: train NLL {last['train_nll']:.3f}, validation NLL {last['val_nll']:.3f} per atom "
           f"-> {result.checkpoint}")

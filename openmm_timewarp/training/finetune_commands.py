@@ -1,6 +1,5 @@
 """``openmm-timewarp finetune``: raise MH acceptance of a likelihood-trained flow (one molecule, resumable)."""
 
-import json
 import os
 
 
@@ -20,20 +19,6 @@ def add_arguments(parser):
     parser.add_argument("--no-progress", action="store_true")
 
 
-def load_trained_flow(training_dir, device="cpu"):
-    """The EMA weights of a training folder as a TimewarpFlow, with the folder's run.json."""
-    import torch
-
-    from ..flow.model import FlowConfig, TimewarpFlow
-
-    with open(os.path.join(training_dir, "run.json")) as handle:
-        run_info = json.load(handle)
-    state = torch.load(os.path.join(training_dir, "checkpoint.pt"), map_location=device, weights_only=False)
-    flow = TimewarpFlow(FlowConfig(**run_info["flow_config"]))
-    flow.load_state_dict(state["ema"])
-    return flow, run_info, state
-
-
 def run(args):
     import torch
     from openmm import app
@@ -42,10 +27,14 @@ def run(args):
     from ..data.dataset import collate_pairs, pair_datasets
     from ..systems import create_system
     from .finetune import FinetuneConfig, finetune_flow
+    from .runs import load_trained_flow
 
     if args.threads:
         torch.set_num_threads(args.threads)
     flow, run_info, _ = load_trained_flow(args.training, args.device)
+    if run_info["family"] != "cartesian":
+        raise SystemExit(f"error: fine-tuning is implemented for the cartesian family; {args.training!r} holds a "
+                         f"{run_info['family']} flow.")
     summary = run_info["data_summary"]
     if len(summary["peptides"]) != 1:
         raise SystemExit("fine-tuning needs the energies of one molecule; this training data has "

@@ -1,9 +1,14 @@
-"""Maximum-likelihood training of a :class:`~openmm_timewarp.flow.TimewarpFlow` on (x(t), x(t + tau)) pairs.
+"""Maximum-likelihood training of a flow, whatever its family.
 
 AdamW with linear warm-up and cosine decay, gradient clipping, an exponential moving average of
-the weights (used for validation and export), random rotations, validation every epoch, a CSV
-log, and a checkpoint after every epoch from which a run resumes exactly: the data order, the
-rotations and the auxiliary noise of epoch k are drawn from generators seeded by (seed, k).
+the weights (used for validation and export), validation every epoch, a CSV log, and a
+checkpoint after every epoch from which a run resumes exactly: the data order and every random
+draw of epoch k come from generators seeded by (seed, k).
+
+What a batch means is the family's business: :func:`train_flow` takes a ``loss(flow, batch,
+generator, config, training)`` returning the mean negative log-likelihood per atom. The default,
+:func:`pair_loss`, is the Cartesian family's (x(t), x(t + tau)) pairs with alignment and random
+rotations.
 """
 
 import copy
@@ -38,9 +43,9 @@ class TrainConfig:
     device : str
         "cpu" or "cuda"; the code is the same.
     rotations : bool
-        Random rotations of each pair (data augmentation; the flow is not rotation equivariant).
+        Cartesian family: random rotations of each pair (data augmentation).
     align_targets : bool
-        Superimpose x(t + tau) on x(t) (translation and rotation, Kabsch) before training. The
+        Cartesian family: superimpose x(t + tau) on x(t) (translation and rotation, Kabsch) before training. The
         Boltzmann distribution of an isolated molecule does not change under rigid motions, so
         MH stays exact; the flow is spared learning the molecule's tumbling over tau, which
         otherwise dominates the displacement and ruins the precision of internal geometry.
@@ -151,25 +156,41 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, collate: Call
         stride = max(1, len(dataset) // limit) if limit else 1
         order = list(range(0, len(dataset), stride))[:limit]
     for start in range(0, len(order), batch_size):
-        yield batch_tensors(collate([dataset[i] for i in order[start:start + batch_size]]))
+        yield collate([dataset[i] for i in order[start:start + batch_size]])
+
+
+def pair_loss(flow, batch, generator: torch.Generator, config: "TrainConfig", training: bool) -> torch.Tensor:
+    """The Cartesian family's loss: NLL per atom of x(t + tau) given x(t), aligned and (in training) rotated."""
+    x_cond, x_target, numbers, mask = batch_tensors(batch)
+    if config.align_targets:
+        x_target = align_to(x_target, x_cond, mask)
+    if training and config.rotations:
+        x_cond, x_target = rotate_pairs(x_cond, x_target, mask, random_rotations(x_cond.shape[0], generator))
+    device = torch.device(config.device)
+    x_cond, x_target, numbers, mask = (t.to(device) for t in (x_cond, x_target, numbers, mask))
+    return nll_per_atom(flow, x_cond, x_target, numbers, mask, generator)
 
 
 def evaluate_nll(flow, dataset, collate: Callable, batch_size: int = 256, seed: int = 12345, device="cpu",
-                 max_pairs: Optional[int] = None, align_targets: bool = True) -> float:
-    """Mean validation NLL per atom (fixed auxiliary noise, no rotations), over at most ``max_pairs`` pairs."""
+                 max_pairs: Optional[int] = None, align_targets: bool = True, loss: Callable = pair_loss) -> float:
+    """Mean validation NLL per atom (fixed random draws, no augmentation), over at most ``max_pairs`` items."""
     generator = torch.Generator().manual_seed(seed)
+    config = TrainConfig(device=str(device), align_targets=align_targets)
     total, count = 0.0, 0
     flow.eval()
     with torch.no_grad():
         for batch in _batches(dataset, batch_size, generator, collate, shuffle=False, limit=max_pairs):
-            x_cond, x_target, numbers, mask = batch
-            if align_targets:
-                x_target = align_to(x_target, x_cond, mask)
-            x_cond, x_target, numbers, mask = (t.to(device) for t in (x_cond, x_target, numbers, mask))
-            loss = nll_per_atom(flow, x_cond, x_target, numbers, mask, generator)
-            total += float(loss) * x_cond.shape[0]
-            count += x_cond.shape[0]
+            size = _batch_size(batch)
+            total += float(loss(flow, batch, generator, config, False)) * size
+            count += size
     return total / max(count, 1)
+
+
+def _batch_size(batch) -> int:
+    """Rows of a batch: the first tensor found in it (dicts and tuples are searched in order)."""
+    while not isinstance(batch, torch.Tensor):
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return int(batch.shape[0])
 
 
 @dataclass
@@ -183,21 +204,24 @@ class TrainResult:
 
 
 def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig = None, out_dir: Optional[str] = None,
-               progress: bool = True) -> TrainResult:
+               progress: bool = True, loss: Callable = pair_loss) -> TrainResult:
     """Train ``flow`` by maximum likelihood; resume from ``out_dir/checkpoint.pt`` if it exists.
 
     Parameters
     ----------
-    flow : TimewarpFlow
+    flow : torch.nn.Module
+        With a ``config_dict`` attribute (checked on resume).
     train_set, val_set : sequence
-        Map-style datasets whose items ``collate`` turns into padded batches
-        (x_cond [B,N,3], x_target [B,N,3], atomic_numbers [B,N], mask [B,N]).
+        Map-style datasets whose items ``collate`` turns into batches ``loss`` understands (for
+        :func:`pair_loss`: x_cond [B,N,3], x_target [B,N,3], atomic_numbers [B,N], mask [B,N]).
     collate : callable
     config : TrainConfig
     out_dir : str, optional
         Where ``checkpoint.pt`` (every epoch) and ``log.csv`` go. Without it nothing is written.
     progress : bool
         Show a progress bar.
+    loss : callable
+        ``loss(flow, batch, generator, config, training) -> Tensor``, the mean NLL per atom.
 
     Returns
     -------
@@ -234,29 +258,23 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         started, running, batches = time.time(), 0.0, 0
         for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True,
                               limit=config.pairs_per_epoch):
-            x_cond, x_target, numbers, mask = batch
-            if config.align_targets:
-                x_target = align_to(x_target, x_cond, mask)
-            if config.rotations:
-                x_cond, x_target = rotate_pairs(x_cond, x_target, mask, random_rotations(x_cond.shape[0], generator))
-            x_cond, x_target, numbers, mask = (t.to(device) for t in (x_cond, x_target, numbers, mask))
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * _learning_rate_factor(
                     step, config.warmup_steps, total_steps, config.min_learning_rate_ratio)
-            loss = nll_per_atom(flow, x_cond, x_target, numbers, mask, generator)
+            value = loss(flow, batch, generator, config, True)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), config.grad_clip)
             if torch.isfinite(grad_norm):
                 optimizer.step()
                 ema.update(flow)
             step += 1
-            running += loss.item()
+            running += value.item()
             batches += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, nll=f"{running / batches:.3f}")
         val = (evaluate_nll(ema.shadow, val_set, collate, device=device, max_pairs=config.max_validation_pairs,
-                             align_targets=config.align_targets)
+                            align_targets=config.align_targets, loss=loss)
                if len(val_set) else float("nan"))
         record = {"epoch": epoch, "step": step, "train_nll": running / max(batches, 1), "val_nll": val,
                   "learning_rate": optimizer.param_groups[0]["lr"], "seconds": time.time() - started}

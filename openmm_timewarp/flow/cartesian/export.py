@@ -76,7 +76,7 @@ def export_flow(flow: TimewarpFlow, path: str, *, temperature: float, tau_ps: fl
     ContractFlow
         The scripted module that was saved.
     """
-    from .. import __version__
+    from ... import __version__
 
     meta = dict(metadata or {})
     meta.setdefault("package_version", __version__)

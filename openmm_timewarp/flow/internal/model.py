@@ -1,0 +1,309 @@
+"""Spline coupling flows over the internal coordinates of one molecule.
+
+Variables, after fixed standardisation from the training data:
+
+- torsions t (N - 3 of them) on the circle [-pi, pi), shifted by their circular mean (or, in a
+  conditional flow, taken relative to the torsions of the structure conditioned on);
+- bonds and angles y (2N - 3 of them), standardised by their mean and spread.
+
+Base: uniform on the circle for torsions, standard normal for y. Transforms, in order:
+
+1. torsion couplings: circular rational-quadratic splines of half the torsions, conditioned on
+   (cos, sin) of the other half (the first layer transforms all torsions, conditioned on nothing
+   but the context);
+2. geometry couplings: splines on [-bound, bound] with identity tails of bonds and angles,
+   conditioned on (cos, sin) of every torsion and on the other half of y (the first layer
+   transforms all of y, conditioned on the torsions alone).
+
+A *conditional* flow (a Timewarp proposal at lag tau) gives every conditioner a context
+computed from the current structure's internal coordinates, and models the torsions as
+displacements from the current ones; an *independent* flow (tau = infinity, a Boltzmann
+generator used inside MH) has no context. Every layer starts as the identity.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+from ..splines import bounded_spline, circular_spline, unit_derivative_parameter, wrap_angle
+
+
+
+@dataclass
+class InternalFlowConfig:
+    """Sizes of an :class:`InternalCoordinateFlow` (saved with checkpoints and exports).
+
+    Attributes
+    ----------
+    conditional : bool
+        Condition on the current structure (a proposal at lag tau) or not (tau = infinity).
+    bins : int
+        Spline bins.
+    hidden : int
+        Width of the conditioner MLPs.
+    depth : int
+        Hidden layers per conditioner.
+    torsion_layers : int
+        Circular spline couplings on the torsions (the first transforms all torsions).
+    geometry_layers : int
+        Spline couplings on bonds and angles (the first transforms all of them).
+    bound : float
+        Range [-bound, bound] of the bond/angle splines, in standard deviations.
+    context : int
+        Size of the context computed from the current structure (conditional flows only).
+    """
+
+    conditional: bool = False
+    bins: int = 8
+    hidden: int = 128
+    depth: int = 2
+    torsion_layers: int = 4
+    geometry_layers: int = 3
+    bound: float = 5.0
+    context: int = 64
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _mlp(inputs: int, outputs: int, hidden: int, depth: int) -> nn.Sequential:
+    layers: List[nn.Module] = []
+    width = inputs
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)
+
+
+class SplineConditioner(nn.Module):
+    """Spline parameters from features: an MLP (or free parameters when there are no features).
+
+    Initialised so that every spline is the identity (equal bins, unit derivatives).
+    """
+
+    def __init__(self, features: int, dims: int, per_dim: int, derivative_slots: List[int], hidden: int, depth: int):
+        super().__init__()
+        self.dims = dims
+        self.per_dim = per_dim
+        self.features = features
+        initial = torch.zeros(dims, per_dim)
+        initial[:, derivative_slots] = unit_derivative_parameter()
+        if features > 0:
+            self.net = _mlp(features, dims * per_dim, hidden, depth)
+            last = self.net[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            with torch.no_grad():
+                last.bias.copy_(initial.reshape(-1))
+            self.free = nn.Parameter(torch.zeros(0))
+        else:
+            self.net = nn.Sequential()
+            self.free = nn.Parameter(initial.reshape(-1).clone())
+
+    def forward(self, features: torch.Tensor, batch: int) -> torch.Tensor:
+        if self.features > 0:
+            out = self.net(features)
+        else:
+            out = self.free.unsqueeze(0)
+        return out.reshape(out.shape[0], self.dims, self.per_dim).expand(batch, self.dims, self.per_dim)
+
+
+def _split(count: int, layer: int) -> Tuple[List[int], List[int]]:
+    """Transformed and conditioning indices of coupling ``layer`` (each index is transformed once per pair of layers)."""
+    shift = (layer // 2) % max(1, int(math.ceil(math.log2(max(count, 2)))))
+    parity = layer % 2
+    transformed = [i for i in range(count) if ((i >> shift) & 1) == parity]
+    if not transformed or len(transformed) == count:
+        transformed = [i for i in range(count) if i % 2 == parity]
+    conditioning = [i for i in range(count) if i not in transformed]
+    return transformed, conditioning
+
+
+class TorsionCoupling(nn.Module):
+    """Circular splines of some torsions, conditioned on (cos, sin) of the others and the context."""
+
+    def __init__(self, count: int, transformed: List[int], conditioning: List[int], context: int, bins: int,
+                 hidden: int, depth: int):
+        super().__init__()
+        self.bins = bins
+        self.register_buffer("transformed", torch.tensor(transformed, dtype=torch.int64))
+        self.register_buffer("conditioning", torch.tensor(conditioning, dtype=torch.int64))
+        self.conditioner = SplineConditioner(2 * len(conditioning) + context, len(transformed), 3 * bins,
+                                             list(range(2 * bins, 3 * bins)), hidden, depth)
+
+    def _spline_parameters(self, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        other = t[:, self.conditioning]
+        features = torch.cat([torch.cos(other), torch.sin(other), context.expand(t.shape[0], context.shape[1])], dim=-1)
+        return self.conditioner(features, t.shape[0])
+
+    def forward(self, t: torch.Tensor, context: torch.Tensor, inverse: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        p = self._spline_parameters(t, context)
+        k = self.bins
+        out, log_det = circular_spline(t[:, self.transformed], p[..., :k], p[..., k:2 * k], p[..., 2 * k:], inverse)
+        return t.index_copy(1, self.transformed, out), log_det.sum(-1)
+
+
+class GeometryCoupling(nn.Module):
+    """Bounded splines of some bonds/angles, conditioned on every torsion, the other bonds/angles and the context."""
+
+    def __init__(self, count: int, transformed: List[int], conditioning: List[int], torsions: int, context: int,
+                 bins: int, bound: float, hidden: int, depth: int):
+        super().__init__()
+        self.bins = bins
+        self.bound = bound
+        self.register_buffer("transformed", torch.tensor(transformed, dtype=torch.int64))
+        self.register_buffer("conditioning", torch.tensor(conditioning, dtype=torch.int64))
+        self.conditioner = SplineConditioner(2 * torsions + len(conditioning) + context, len(transformed),
+                                             3 * bins - 1, list(range(2 * bins, 3 * bins - 1)), hidden, depth)
+
+    def forward(self, y: torch.Tensor, torsion_features: torch.Tensor, context: torch.Tensor,
+                inverse: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        features = torch.cat([torsion_features, y[:, self.conditioning], context.expand(y.shape[0], context.shape[1])],
+                             dim=-1)
+        p = self.conditioner(features, y.shape[0])
+        k = self.bins
+        out, log_det = bounded_spline(y[:, self.transformed], p[..., :k], p[..., k:2 * k], p[..., 2 * k:],
+                                      self.bound, inverse)
+        return y.index_copy(1, self.transformed, out), log_det.sum(-1)
+
+
+class InternalCoordinateFlow(nn.Module):
+    """q(c) or q(c' | c) over the internal coordinates c = (bonds, angles, torsions) of one molecule.
+
+    Parameters
+    ----------
+    num_atoms : int
+    config : InternalFlowConfig
+    bond_mean, bond_std, angle_mean, angle_std, torsion_offset : Tensor
+        Standardisation from the training data (nm and radians): bonds [N-1], angles [N-2],
+        torsions [N-3] (circular means; ignored by conditional flows, which use displacements).
+    """
+
+    conditional: bool
+
+    def __init__(self, num_atoms: int, config: InternalFlowConfig, bond_mean: torch.Tensor, bond_std: torch.Tensor,
+                 angle_mean: torch.Tensor, angle_std: torch.Tensor, torsion_offset: torch.Tensor):
+        super().__init__()
+        self.config_dict = config.to_dict()
+        self.conditional = bool(config.conditional)
+        self.num_bonds = num_atoms - 1
+        self.num_angles = num_atoms - 2
+        self.num_torsions = num_atoms - 3
+        self.num_geometry = self.num_bonds + self.num_angles
+        self.dimension = self.num_torsions + self.num_geometry
+        self.register_buffer("geometry_mean", torch.cat([bond_mean, angle_mean]).float())
+        self.register_buffer("geometry_std", torch.cat([bond_std, angle_std]).float())
+        self.register_buffer("torsion_offset", torsion_offset.float())
+        context = config.context if self.conditional else 0
+        self.context_size = context
+        if self.conditional:
+            self.encoder = _mlp(2 * self.num_torsions + self.num_geometry, context, config.hidden, 1)
+        else:
+            self.encoder = nn.Sequential()
+        torsion_layers = []
+        for layer in range(config.torsion_layers):
+            if layer == 0 or self.num_torsions < 2:
+                transformed, conditioning = list(range(self.num_torsions)), []
+            else:
+                transformed, conditioning = _split(self.num_torsions, layer - 1)
+            torsion_layers.append(TorsionCoupling(self.num_torsions, transformed, conditioning, context, config.bins,
+                                                  config.hidden, config.depth))
+        self.torsion_layers = nn.ModuleList(torsion_layers)
+        self.torsion_layers_reversed = nn.ModuleList(torsion_layers[::-1])
+        geometry_layers = []
+        for layer in range(config.geometry_layers):
+            if layer == 0:
+                transformed, conditioning = list(range(self.num_geometry)), []
+            else:
+                transformed, conditioning = _split(self.num_geometry, layer - 1)
+            geometry_layers.append(GeometryCoupling(self.num_geometry, transformed, conditioning, self.num_torsions,
+                                                    context, config.bins, config.bound, config.hidden, config.depth))
+        self.geometry_layers = nn.ModuleList(geometry_layers)
+        self.geometry_layers_reversed = nn.ModuleList(geometry_layers[::-1])
+
+    # ------------------------------------------------------------------ context
+    @torch.jit.export
+    def context_of(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor) -> torch.Tensor:
+        """The context of the structures conditioned on ([B, context]; [B, 0] for an independent flow)."""
+        if not self.conditional:
+            return torch.zeros(bonds.shape[0], 0, dtype=bonds.dtype, device=bonds.device)
+        y = (torch.cat([bonds, angles], dim=-1) - self.geometry_mean) / self.geometry_std
+        return self.encoder(torch.cat([torch.cos(torsions), torch.sin(torsions), y], dim=-1))
+
+    # ------------------------------------------------------------------ the two directions
+    @torch.jit.export
+    def sample(self, noise: torch.Tensor, context: torch.Tensor,
+               cond_torsions: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Standard-normal noise [B, 3N-6] -> (bonds, angles, torsions, log q(c)) of new structures.
+
+        ``context`` ([1 or B, context]) and ``cond_torsions`` ([1 or B, N-3]) come from the structure
+        conditioned on; an independent flow ignores both.
+        """
+        batch = noise.shape[0]
+        u = 0.5 * (1.0 + torch.erf(noise[:, :self.num_torsions] / math.sqrt(2.0)))
+        t = (2.0 * u - 1.0) * math.pi
+        y = noise[:, self.num_torsions:self.dimension]
+        log_q = -self.num_torsions * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
+        for layer in self.torsion_layers:
+            t, log_det = layer(t, context, False)
+            log_q = log_q - log_det
+        features = torch.cat([torch.cos(t), torch.sin(t)], dim=-1)
+        for layer in self.geometry_layers:
+            y, log_det = layer(y, features, context, False)
+            log_q = log_q - log_det
+        if self.conditional:
+            torsions = wrap_angle(t + cond_torsions.expand(batch, self.num_torsions))
+        else:
+            torsions = wrap_angle(t + self.torsion_offset)
+        geometry = self.geometry_mean + self.geometry_std * y
+        log_q = log_q - torch.log(self.geometry_std).sum()
+        return geometry[:, :self.num_bonds], geometry[:, self.num_bonds:], torsions, log_q
+
+    @torch.jit.export
+    def log_prob(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor, context: torch.Tensor,
+                 cond_torsions: torch.Tensor) -> torch.Tensor:
+        """log q(c) (or log q(c | conditioning)) per row [B]."""
+        batch = bonds.shape[0]
+        y = (torch.cat([bonds, angles], dim=-1) - self.geometry_mean) / self.geometry_std
+        if self.conditional:
+            t = wrap_angle(torsions - cond_torsions.expand(batch, self.num_torsions))
+        else:
+            t = wrap_angle(torsions - self.torsion_offset)
+        log_q = -torch.log(self.geometry_std).sum().expand(batch)
+        features = torch.cat([torch.cos(t), torch.sin(t)], dim=-1)
+        for layer in self.geometry_layers_reversed:
+            y, log_det = layer(y, features, context, True)
+            log_q = log_q + log_det
+        for layer in self.torsion_layers_reversed:
+            t, log_det = layer(t, context, True)
+            log_q = log_q + log_det
+        return log_q - self.num_torsions * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def standardization(bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor,
+                    floor: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Means and spreads of bonds and angles, circular means of torsions, from data rows [F, ...].
+
+    Returns
+    -------
+    bond_mean, bond_std, angle_mean, angle_std, torsion_offset : Tensor
+    """
+    bonds, angles, torsions = bonds.double(), angles.double(), torsions.double()
+    bond_std = bonds.std(0).clamp_min(floor * bonds.mean(0).abs().clamp_min(1e-3))
+    angle_std = angles.std(0).clamp_min(floor)
+    offset = torch.atan2(torch.sin(torsions).mean(0), torch.cos(torsions).mean(0))
+    return bonds.mean(0), bond_std, angles.mean(0), angle_std, offset
+
+
+def build_flow(num_atoms: int, config: InternalFlowConfig, bonds: torch.Tensor, angles: torch.Tensor,
+               torsions: torch.Tensor) -> InternalCoordinateFlow:
+    """A flow for this molecule, standardised on training data (rows of bonds, angles, torsions)."""
+    return InternalCoordinateFlow(num_atoms, config, *standardization(bonds, angles, torsions))
+

@@ -1,0 +1,172 @@
+"""The internal-coordinate family as a flow-contract-1 proposal: one molecule, one file.
+
+A proposal keeps the rigid frame of the structure it conditions on and draws new internal
+coordinates c' from a flow (or a mixture of flows); its density, as the contract passes it to
+Metropolis-Hastings, is
+
+    log q(x', v' | x) = log q(c' | c) - log J(c') + log N(v'; 0, I),     v' = z[..., 3:].
+
+Why this keeps MH exact: write x = T(g, c) with g the frame of the first three Z-matrix atoms;
+dx = J(c) dc dg. A kernel that keeps g and moves c is an MH kernel on c for the target
+mu(T(g, c)) J(c) at fixed g, and the acceptance ratio needs q(c | c') / J(c) over
+q(c' | c) / J(c'): exactly the ratio of the densities above. It leaves the Boltzmann distribution
+invariant for any potential (the frame is simply not moved); MD between moves moves the frame.
+The auxiliary v' is the contract's noise itself, and log N(v') is part of log q, so the kinetic
+terms of the augmented MH rule cancel.
+
+A mixture of components (for example a conditional proposal at lag tau and an independent one)
+picks its component from the noise (one of the six spare noise values) with fixed weights, and
+its density is the logsumexp over all components: a mixture is never state-independent.
+Proposals whose bonds are not positive or whose angles leave (0, pi) get log q = -inf (rejected).
+"""
+
+import math
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+from .model import InternalCoordinateFlow
+from .zmatrix import InternalCoordinates
+
+
+
+class InternalCoordinateProposal(nn.Module):
+    """Flow contract version 1 over the internal coordinates of one molecule.
+
+    Parameters
+    ----------
+    coordinates : InternalCoordinates
+        The molecule's Z-matrix.
+    flows : list of InternalCoordinateFlow
+        The mixture's components.
+    weights : list of float
+        Their probabilities (summing to 1).
+    component_names : list of str
+        Names of the components, for statistics ("local", "global", ...).
+    temperature, tau_ps : float
+        Kelvin, and the lag in ps of the conditional component (0.0 when there is none).
+    force_field : str
+    atomic_numbers : list of int
+        Per atom, in the model's atom order.
+    bonds : list of [int, int]
+        The molecular graph.
+    handedness : list of [int, int, int, int, int]
+        (centre, n0, n1, n2, sign) of every atom with four bonded neighbours in the training data.
+    metadata_json : str
+    """
+
+    elements: List[int]
+    atomic_numbers: List[int]
+    bonds: List[List[int]]
+    handedness: List[List[int]]
+    component_names: List[str]
+    log_weights: List[float]
+
+    def __init__(self, coordinates: InternalCoordinates, flows: List[InternalCoordinateFlow], weights: List[float],
+                 component_names: List[str], *, temperature: float, tau_ps: float, force_field: str,
+                 atomic_numbers: List[int], bonds: List[List[int]], handedness: List[List[int]], metadata_json: str):
+        super().__init__()
+        if len(flows) != len(weights) or len(flows) != len(component_names) or not flows:
+            raise ValueError("give one weight and one name for each of at least one flow")
+        if abs(sum(weights) - 1.0) > 1e-6 or min(weights) <= 0:
+            raise ValueError(f"mixture weights must be positive and sum to 1, got {weights}")
+        self.coordinates = coordinates
+        self.flows = nn.ModuleList(flows)
+        self.log_weights = [math.log(w) for w in weights]
+        self.cumulative_weights = [float(sum(weights[:k + 1])) for k in range(len(weights))]
+        self.component_names = list(component_names)
+        self.contract_version: int = 1
+        self.temperature: float = float(temperature)
+        self.tau_ps: float = float(tau_ps)
+        self.num_atoms: int = int(coordinates.num_atoms)
+        self.atomic_numbers = [int(z) for z in atomic_numbers]
+        self.elements = sorted(set(self.atomic_numbers))
+        self.force_field: str = str(force_field)
+        self.bonds = [[int(a), int(b)] for a, b in bonds]
+        self.handedness = [[int(v) for v in row] for row in handedness]
+        self.proposal_independent: bool = len(flows) == 1 and not flows[0].conditional
+        self.any_conditional: bool = any(f.conditional for f in flows)
+        self.dimension: int = 3 * self.num_atoms - 6
+        self.metadata_json: str = metadata_json
+
+    # ------------------------------------------------------------------ pieces
+    def _auxiliary_log_density(self, v: torch.Tensor) -> torch.Tensor:
+        return -0.5 * v.pow(2).sum(dim=(-2, -1)) - 1.5 * v.shape[-2] * 1.8378770664093453
+
+    def _conditioning(self, x_cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.any_conditional:
+            return self.coordinates.to_internal(x_cond)
+        empty = torch.zeros(x_cond.shape[0], 0, dtype=x_cond.dtype, device=x_cond.device)
+        return empty, empty, empty
+
+    def _mixture_log_prob(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor,
+                          cond: Tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        terms: List[torch.Tensor] = []
+        for k, flow in enumerate(self.flows):
+            context = flow.context_of(cond[0], cond[1], cond[2])
+            terms.append(self.log_weights[k] + flow.log_prob(bonds, angles, torsions, context, cond[2]))
+        if len(terms) == 1:
+            return terms[0]
+        return torch.logsumexp(torch.stack(terms, dim=0), dim=0)
+
+    @torch.jit.export
+    def component(self, z: torch.Tensor) -> torch.Tensor:
+        """Index of the mixture component each noise row [B, N, 6] draws from ([B], int64)."""
+        batch = z.shape[0]
+        if len(self.cumulative_weights) == 1:
+            return torch.zeros(batch, dtype=torch.int64, device=z.device)
+        selector = z[..., :3].reshape(batch, -1)[:, self.dimension]
+        u = 0.5 * (1.0 + torch.erf(selector / math.sqrt(2.0)))
+        edges = torch.tensor(self.cumulative_weights[:-1], dtype=u.dtype, device=u.device)
+        return (u.unsqueeze(-1) >= edges).sum(-1)
+
+    # ------------------------------------------------------------------ the contract
+    @torch.jit.export
+    def sample(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor,
+               z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch = z.shape[0]
+        shared = batch > 1 and bool((x_cond == x_cond[:1]).all())
+        frame = x_cond[:1] if shared else x_cond
+        cond = self._conditioning(frame)
+        noise = z[..., :3].reshape(batch, -1)[:, :self.dimension]
+        choice = self.component(z)
+        bonds = torch.zeros(0)
+        angles = torch.zeros(0)
+        torsions = torch.zeros(0)
+        forward = torch.zeros(0)
+        for k, flow in enumerate(self.flows):
+            context = flow.context_of(cond[0], cond[1], cond[2])
+            b, a, t, lq = flow.sample(noise, context, cond[2])
+            if k == 0:
+                bonds, angles, torsions, forward = b, a, t, lq
+            else:
+                pick = choice == k
+                bonds = torch.where(pick.unsqueeze(-1), b, bonds)
+                angles = torch.where(pick.unsqueeze(-1), a, angles)
+                torsions = torch.where(pick.unsqueeze(-1), t, torsions)
+        if len(self.flows) == 1:
+            log_q = self.log_weights[0] + forward
+        else:
+            log_q = self._mixture_log_prob(bonds, angles, torsions, cond)
+        x = self.coordinates.place(bonds, angles, torsions, frame)
+        v = z[..., 3:]
+        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
+        valid = self.coordinates.valid(bonds, angles) & torch.isfinite(x).all(-1).all(-1)
+        return x, v, torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+
+    @torch.jit.export
+    def log_prob(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor,
+                 v: torch.Tensor) -> torch.Tensor:
+        bonds, angles, torsions = self.coordinates.to_internal(x)
+        batch = x.shape[0]
+        shared = batch > 1 and bool((x_cond == x_cond[:1]).all())
+        cond = self._conditioning(x_cond[:1] if shared else x_cond)
+        log_q = self._mixture_log_prob(bonds, angles, torsions, cond)
+        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
+        valid = self.coordinates.valid(bonds, angles)
+        return torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+
+    def forward(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor,
+                z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.sample(x_cond, atomic_numbers, z)
