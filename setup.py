@@ -20,13 +20,14 @@ setup(
         "scipy>=1.10",
         "tqdm>=4.60",
         "PeptideBuilder>=1.1",
+        "networkx>=3.0",
+        "mdtraj>=1.9.9",
+        "matplotlib>=3.7",
+        "openmmtools>=0.23",
     ],
     extras_require={
         "torchforce": ["openmmtorch>=1.4"],
-        "analysis": ["mdtraj>=1.9.9", "matplotlib>=3.7"],
-        "openmmtools": ["openmmtools>=0.23"],
-        "test": ["pytest>=7", "openmmtorch>=1.4", "mdtraj>=1.9.9", "matplotlib>=3.7", "PeptideBuilder>=1.1",
-                 "openmmtools>=0.23"],
+        "test": ["pytest>=7", "openmmtorch>=1.4", "zuko>=1.0"],
     },
     entry_points={"console_scripts": ["openmm-timewarp=openmm_timewarp.cli:main"]},
     classifiers=[

@@ -15,7 +15,7 @@ import openmm
 from openmm import unit
 
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.analysis import assign_states, torsions_from_positions
+from openmm_timewarp.analysis import PeptideObservables
 from openmm_timewarp.systems import create_system, load_alanine_dipeptide
 
 
@@ -38,10 +38,11 @@ def measure(flow, seconds=30.0, batch_size=16, proposals=16, seed=1, positions=N
         integrator.step(1)
         frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     wall = time.perf_counter() - begin
-    phi, psi = (a[:, 0] for a in torsions_from_positions(np.array(frames), topology))
+    observables = PeptideObservables(topology)
+    phi, psi = observables.values(np.array(frames)).T
     jump = np.mean(angular_jump(phi[:-1], phi[1:]) ** 2 + angular_jump(psi[:-1], psi[1:]) ** 2)
     stats = integrator.getStatistics()
-    states = assign_states(phi, psi)
+    states = observables.joint_labels(np.stack([phi, psi], axis=-1))
     return {"acceptance": stats["acceptance_rate"], "mh_steps_per_s": stats["proposals"] / wall,
             "accepted_per_s": stats["accepted"] / wall, "torsion_jump2_per_move_deg2": float(jump),
             "flow_share": stats["flow_time"] / wall, "energy_share": stats["energy_time"] / wall,

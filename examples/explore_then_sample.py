@@ -15,7 +15,7 @@ import openmm_timewarp  # noqa: F401  (imports torch before openmm)
 import openmm
 from openmm import unit
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.analysis import assign_states, torsions_from_positions
+from openmm_timewarp.analysis import PeptideObservables
 from openmm_timewarp.systems import create_system, load_alanine_dipeptide
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,9 +30,12 @@ topology, positions = load_alanine_dipeptide()
 system = create_system(topology)
 
 
+observables = PeptideObservables(topology)
+
+
 def states_of(frames):
-    phi, psi = torsions_from_positions(np.array(frames), topology)
-    return assign_states(phi[:, 0], psi[:, 0])
+    """The Ramachandran state of every frame (ALA2's beta, alphaR or phi_positive)."""
+    return observables.joint_labels(observables.values(np.array(frames)))
 
 
 # 1. explore: moves only, keep anything that does not climb more than 300 kJ/mol

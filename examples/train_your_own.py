@@ -2,7 +2,7 @@
 
 Each stage is a resumable command; the same pipeline runs from the shell:
 
-    openmm-timewarp simulate AK -o OUT/data --hydrogen-mass 3 --timestep 2 --production 1
+    openmm-timewarp simulate AK -o OUT/data --hydrogen-mass-amu 3 --timestep-fs 2 --production-ns 1
     openmm-timewarp train OUT/data --lag 10 -o OUT/model
     openmm-timewarp finetune OUT/model
     openmm-timewarp export OUT/model --finetuned -o OUT/model.pt
@@ -28,8 +28,8 @@ args = parser.parse_args()
 ns, epochs, steps = ("0.02", "1", "2") if args.quick else ("2", "20", "300")
 data, model = os.path.join(args.out, "data"), os.path.join(args.out, "model")
 
-cli(["simulate", args.sequence, "-o", data, "--hydrogen-mass", "3", "--timestep", "2", "--production", ns,
-     "--equilibration", "1", "--no-progress"])
+cli(["simulate", args.sequence, "-o", data, "--hydrogen-mass-amu", "3", "--timestep-fs", "2", "--production-ns", ns,
+     "--equilibration-ps", "1", "--no-progress"])
 cli(["train", data, "--lag", "2", "-o", model, "--epochs", epochs, "--config", "hidden=24", "--config", "layers=4",
      "--no-progress"])
 cli(["finetune", model, "--steps", steps, "--batch-size", "8", "--no-progress"])

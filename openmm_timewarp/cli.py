@@ -16,10 +16,12 @@ SUBCOMMANDS = {
     "train": ("openmm_timewarp.training.commands", "train a Timewarp flow on MD data"),
     "finetune": ("openmm_timewarp.training.finetune_commands", "fine-tune a trained flow for MH acceptance"),
     "export": ("openmm_timewarp.training.export_commands", "export a trained flow to a TorchScript contract-1 file"),
+    "reference": ("openmm_timewarp.data.reference_commands", "equilibrium populations with errors by long, resumable replica exchange"),
     "analyze": ("openmm_timewarp.analysis.commands", "torsions, states, ESS and Ramachandran plots of runs"),
     "benchmark": ("openmm_timewarp.benchmark.commands", "Timewarp vs MD (and peers) on the same machine, same budget"),
     "demo": ("openmm_timewarp.demo", "alanine dipeptide: shipped model vs the best MD baseline"),
     "models": ("openmm_timewarp.models.commands", "list the shipped models"),
+    "fit": ("openmm_timewarp.fit", "your own peptide to a trained, checked model in one command (resumable)"),
 }
 
 

@@ -28,6 +28,7 @@ Optional attributes, read when present (older files lack them):
   ``proposalsPerMove``, ``batchSize``) used where the caller gives none.
 """
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -252,6 +253,14 @@ def load_flow(flow, device="cpu"):
     return module, info
 
 
+@contextlib.contextmanager
+def flow_evaluation():
+    """No autograd, and no TorchScript graph optimisation: the flows are called with many batch
+    shapes, and re-optimising for each costs ~1 s per new shape on a CPU for no steady-state gain."""
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        yield
+
+
 def check_flow_outputs(module, info: FlowInfo, atomic_numbers: Sequence[int], positions, device="cpu"):
     """Call the flow once on the real molecule and check shapes and dtypes of what it returns.
 
@@ -265,7 +274,7 @@ def check_flow_outputs(module, info: FlowInfo, atomic_numbers: Sequence[int], po
     numbers = torch.as_tensor(list(atomic_numbers), dtype=torch.int64, device=device)
     z = torch.zeros(1, n, 6, dtype=torch.float32, device=device)
     try:
-        with torch.no_grad():
+        with flow_evaluation():
             out = module.sample(x_cond, numbers, z)
             x, v, log_q = out
             log_p = module.log_prob(x_cond, numbers, x, v)

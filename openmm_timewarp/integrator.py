@@ -8,7 +8,8 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from .kernel import TimewarpKernel, quantity_value
+from .kernel import TimewarpKernel
+from .units import in_unit
 
 # Defaults where neither the caller nor the model says (see README, "Choosing the move settings").
 DEFAULT_MOVE_INTERVAL = 100
@@ -98,7 +99,7 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         self._topology = topology
         self._kernel = TimewarpKernel(
             flow, proposalsPerMove=proposalsPerMove, batchSize=batchSize, mode=mode,
-            energyThreshold=quantity_value(energyThreshold, _KJ, "energyThreshold"), chiralityCheck=chiralityCheck,
+            energyThreshold=in_unit(energyThreshold, _KJ, "energyThreshold"), chiralityCheck=chiralityCheck,
             device=device, flowThreads=flowThreads)
         if moveInterval is None:
             moveInterval = self._kernel.flowInfo.recommended_settings.get("moveInterval", DEFAULT_MOVE_INTERVAL)
@@ -171,7 +172,8 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     def _move(self, context):
         temperature = self.getTemperature().value_in_unit(unit.kelvin)
         self._kernel.prepare(context, self._topology, temperature)  # at once unless a restored state asks to re-match
-        self._kernel.move(context, temperature, self._groups)
+        # with moves only, no dynamics reads the velocities: leave them (exact either way)
+        self._kernel.move(context, temperature, self._groups, redrawVelocities=self._moveInterval > 0)
 
     # ------------------------------------------------------------------ settings and statistics
     def setRandomNumberSeed(self, seed):

@@ -40,8 +40,9 @@ import openmm
 from openmm import unit
 
 from . import atoms as _atoms
+from . import units
 from .chirality import chirality_changed, chirality_signs, find_chirality_centres
-from .contract import FlowContractError, check_flow_outputs, load_flow
+from .contract import FlowContractError, check_flow_outputs, flow_evaluation, load_flow
 from .matching import MoleculeMismatchError, candidate_mappings, check_mapping
 from .mcmc import acceptance_energy_bound, exploration_energy_bound, fixed_budget_walk
 
@@ -54,23 +55,7 @@ _STATE_VERSION = 2
 
 _NM = unit.nanometer
 _KJ = unit.kilojoule_per_mole
-_R = (unit.MOLAR_GAS_CONSTANT_R).value_in_unit(_KJ / unit.kelvin)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def quantity_value(quantity, target, name):
-    """``quantity`` in ``target`` units as a float; a bare number is taken to be in ``target`` already.
-
-    Raises
-    ------
-    TypeError
-        The quantity's unit is not compatible with ``target``.
-    """
-    if unit.is_quantity(quantity):
-        if not quantity.unit.is_compatible(target):
-            raise TypeError(f"{name} must be in units compatible with {target}, got {quantity.unit}")
-        return quantity.value_in_unit(target)
-    return float(quantity)
 
 
 def check_system(system):
@@ -104,6 +89,9 @@ class _Batch:
     v_old: torch.Tensor  # [N, 3] (dependent walk) or [B, N, 3] (buffer: one per MH step)
     log_u: torch.Tensor  # [B] float64
     components: List[int]
+    kT: float = 0.0
+    bound0: List[float] = field(default_factory=list)  # buffer: MH energy bound for U(x) = 0, log q(x) = 0
+    log_q_x: List[float] = field(default_factory=list)  # buffer: log q(x') without the auxiliary density
     finite: List[bool] = field(default_factory=list)
     flipped: List[bool] = field(default_factory=list)
     system_positions: Optional[np.ndarray] = None  # [B, N, 3] float64, System atom order
@@ -135,6 +123,7 @@ class _Left:
     groups: object
     parameters: Dict[str, float]
     log_q: Optional[float]
+    signs: Optional[torch.Tensor] = None
 
 
 class TimewarpKernel:
@@ -251,6 +240,15 @@ class TimewarpKernel:
         check_flow_outputs(self.flow, info, model_numbers, x_model, self.device)
         if self.independent:
             check_independence(self.flow, info, model_numbers, x_model, self.device)
+            start = torch.as_tensor(x_model, dtype=torch.float32, device=self.device).unsqueeze(0)
+            numbers_t = torch.as_tensor(model_numbers, dtype=torch.int64, device=self.device)
+            with flow_evaluation():
+                density = float(self.flow.log_prob(start, numbers_t, start, torch.zeros_like(start))[0])
+            if not math.isfinite(density):
+                warnings.warn(f"the starting structure has zero density under the flow {info.source} (for example "
+                              "a cis peptide bond the model never saw): moves cannot leave it. Start from an "
+                              "equilibrated structure, or let MD run between moves (moveInterval > 0).",
+                              RuntimeWarning, stacklevel=stacklevel + 1)
         self.mapping = mapping
         self._inverse = np.argsort(mapping)
         if self._buffer is not None and self._buffer.system_positions is None:  # restored by setState
@@ -279,7 +277,7 @@ class TimewarpKernel:
             return candidates[0]
         x = torch.as_tensor(np.stack([positions[c] for c in candidates]), dtype=torch.float32, device=self.device)
         numbers_model = torch.tensor(list(info.atomic_numbers), dtype=torch.int64, device=self.device)
-        with torch.no_grad():
+        with flow_evaluation():
             scores = self.flow.log_prob(x, numbers_model, x, torch.zeros_like(x)).detach().cpu()
         scores = torch.where(torch.isnan(scores), torch.full_like(scores, -math.inf), scores)
         return candidates[int(torch.argmax(scores))]
@@ -298,32 +296,34 @@ class TimewarpKernel:
     def _energy(self, context, positions, groups):
         start = time.perf_counter()
         self._setPositions(context, positions)
-        energy = context.getState(getEnergy=True, groups=groups).getPotentialEnergy().value_in_unit(_KJ)
+        # States hold energies in kJ/mol and positions in nm: read the numbers without unit conversions
+        energy = context.getState(getEnergy=True, groups=groups).getPotentialEnergy()._value
         self.energyTime += time.perf_counter() - start
         return energy
 
     def _current(self, context, groups):
         """The chain's start: positions from the Context, U(x) and log q(x) from the cache when still valid."""
-        positions = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(_NM)
+        positions = context.getState(getPositions=True).getPositions(asNumpy=True)._value
         parameters = dict(context.getParameters())
         left = self._left
         unchanged = (left is not None and left.groups == groups and left.parameters == parameters
                      and np.array_equal(left.positions, positions))
+        x = torch.from_numpy(positions[self.mapping].astype(np.float32))
         if unchanged:
             energy, log_q = left.energy, left.log_q
+            signs = left.signs if left.signs is not None else chirality_signs(x, self._centres)
         else:
             start = time.perf_counter()
-            energy = context.getState(getEnergy=True, groups=groups).getPotentialEnergy().value_in_unit(_KJ)
+            energy = context.getState(getEnergy=True, groups=groups).getPotentialEnergy()._value
             self.energyTime += time.perf_counter() - start
-            log_q = None
+            log_q, signs = None, chirality_signs(x, self._centres)
             self._buffer = None  # buffered proposals sit in the old rigid frame
         if not math.isfinite(energy):
             raise openmm.OpenMMException(
                 f"the potential energy of the current state is {energy}: the simulation has blown up "
                 "before a Timewarp move (check the time step and the starting structure).")
-        x = torch.from_numpy(positions[self.mapping].astype(np.float32))
-        return _Chain(x=x, energy=energy, signs=chirality_signs(x, self._centres), log_q=log_q,
-                      positions=positions, changed_outside=not unchanged), parameters
+        return _Chain(x=x, energy=energy, signs=signs, log_q=log_q, positions=positions,
+                      changed_outside=not unchanged), parameters
 
     # ------------------------------------------------------------------ drawing and testing proposals
     def _draw(self, chain, size, per_step_auxiliary):
@@ -333,7 +333,7 @@ class TimewarpKernel:
         v_old = torch.randn((size, n, 3) if per_step_auxiliary else (n, 3), generator=self.generator)
         log_u = torch.log(torch.rand(size, generator=self.generator, dtype=torch.float64))
         start = time.perf_counter()
-        with torch.no_grad():
+        with flow_evaluation():
             x_cond = chain.x.to(self.device).expand(size, n, 3)
             x, v, log_q = self.flow.sample(x_cond, self._numbers, z.to(self.device))
             components = self.flow.component(z.to(self.device)).tolist() if self._components else [0] * size
@@ -347,7 +347,7 @@ class TimewarpKernel:
 
     def _log_prob(self, x_cond, x, v):
         start = time.perf_counter()
-        with torch.no_grad():
+        with flow_evaluation():
             log_q = self.flow.log_prob(x_cond.to(self.device), self._numbers, x.to(self.device),
                                        v.to(self.device)).detach().cpu()
         self.flowTime += time.perf_counter() - start
@@ -365,9 +365,9 @@ class TimewarpKernel:
         if not new_energy < bound:
             return False
         self.energyChange += new_energy - chain.energy
+        # the chirality signs stay: proposals that change any of them are rejected
         chain.x, chain.energy, chain.moved = batch.x[i], new_energy, True
         chain.positions = batch.system_positions[i]
-        chain.signs = chirality_signs(chain.x, self._centres)
         if self._components:
             self.componentAccepted[batch.components[i]] += 1
         return True
@@ -413,7 +413,13 @@ class TimewarpKernel:
         return steps, accepted, discarded
 
     def _independent_walk(self, context, chain, kT, groups):
-        """MH steps through the buffer of a proposal-independent flow: nothing drawn is wasted."""
+        """MH steps through the buffer of a proposal-independent flow: nothing drawn is wasted.
+
+        The MH energy bound of buffered proposal i is linear in the current state's U(x) and
+        log q(x) (the reverse density is log q(x) + log N(v_i), whatever the proposal): it is
+        evaluated once per batch with U(x) = log q(x) = 0 by the shared rule, and shifted by
+        U(x) + kT log q(x) when the proposal is tested.
+        """
         explore = self.mode == "explore"
         accepted = 0
         for step in range(self.proposalsPerMove):
@@ -423,6 +429,11 @@ class TimewarpKernel:
                 size = min(self.batchSize, self.proposalsPerMove - step) if chain.changed_outside else self.batchSize
                 self._buffer = self._draw(chain, size, True)
             batch = self._buffer
+            if batch.kT != kT:  # new batch, or the temperature changed
+                batch.kT = kT
+                batch.bound0 = acceptance_energy_bound(0.0, kT, batch.v_old, batch.v, batch.log_q,
+                                                       auxiliary_log_density(batch.v_old), batch.log_u).tolist()
+                batch.log_q_x = (batch.log_q.double() - auxiliary_log_density(batch.v)).tolist()
             i = batch.next
             batch.next += 1
             if explore:
@@ -432,16 +443,14 @@ class TimewarpKernel:
                     x = chain.x.unsqueeze(0)
                     chain.log_q = float(self._log_prob(x, x, batch.v_old[i:i + 1])[0]
                                         - auxiliary_log_density(batch.v_old[i]))
-                reverse = torch.tensor([chain.log_q], dtype=torch.float64) + auxiliary_log_density(batch.v_old[i])
-                bound = float(acceptance_energy_bound(chain.energy, kT, batch.v_old[i], batch.v[i:i + 1],
-                                                      batch.log_q[i:i + 1], reverse, batch.log_u[i:i + 1])[0])
+                bound = chain.energy + kT * chain.log_q + batch.bound0[i]
             if self._try(context, chain, batch, i, bound, groups):
                 accepted += 1
-                chain.log_q = float(batch.log_q[i].double() - auxiliary_log_density(batch.v[i]))
+                chain.log_q = batch.log_q_x[i]
         return self.proposalsPerMove, accepted, 0
 
     # ------------------------------------------------------------------ one move
-    def move(self, context, temperature, groups=-1):
+    def move(self, context, temperature, groups=-1, redrawVelocities=True):
         """One Timewarp move from the Context's current state; the Context ends in the chosen state.
 
         After an accepted move the velocities are redrawn from the Maxwell-Boltzmann distribution
@@ -456,6 +465,10 @@ class TimewarpKernel:
             Kelvin.
         groups : int or set
             Force groups whose energy is the target (as for ``Context.getState``).
+        redrawVelocities : bool
+            Redraw velocities after an accepted move. Velocities are independent of positions in
+            the Boltzmann distribution, so keeping them is exact too; where no dynamics reads them
+            (moves only), skipping the redraw saves time.
 
         Returns
         -------
@@ -464,7 +477,7 @@ class TimewarpKernel:
         """
         chain, parameters = self._current(context, groups)
         start_positions = chain.positions
-        kT = _R * temperature
+        kT = units.kT(temperature)
         walk = self._independent_walk if self.independent else self._dependent_walk
         steps, accepted, discarded = walk(context, chain, kT, groups)
         self.numMoves += 1
@@ -473,12 +486,13 @@ class TimewarpKernel:
         self.numDiscarded += discarded
         if chain.moved:
             self._setPositions(context, chain.positions)
-            seed = int(torch.randint(1, 2**31 - 1, (1,), generator=self.generator))
-            context.setVelocitiesToTemperature(temperature * unit.kelvin, seed)
+            if redrawVelocities:
+                seed = int(torch.randint(1, 2**31 - 1, (1,), generator=self.generator))
+                context.setVelocitiesToTemperature(temperature * unit.kelvin, seed)
         else:
             self._setPositions(context, start_positions)
         self._left = _Left(chain.positions, chain.energy, groups, parameters,
-                           chain.log_q if self.independent else None)
+                           chain.log_q if self.independent else None, chain.signs)
         return chain.moved
 
     # ------------------------------------------------------------------ random state and statistics
@@ -608,7 +622,7 @@ def check_independence(module, info, atomic_numbers, positions, device="cpu", to
     z1, z2 = (torch.randn(2, n, 6, generator=generator).to(device) for _ in range(2))
     numbers = torch.as_tensor(list(atomic_numbers), dtype=torch.int64, device=device)
     x0 = torch.as_tensor(np.asarray(positions), dtype=torch.float32, device=device).reshape(1, n, 3)
-    with torch.no_grad():
+    with flow_evaluation():
         moved, _, log_q = module.sample(x0.expand(2, n, 3), numbers, z1)
         other = moved[:1] if bool(torch.isfinite(log_q[0])) else moved[1:]
         a = module.sample(x0.expand(2, n, 3), numbers, z2)

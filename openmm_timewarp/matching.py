@@ -22,9 +22,11 @@ import itertools
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
+import networkx as nx
 import numpy as np
+from networkx.algorithms.isomorphism import GraphMatcher
 
-from .chirality import signed_volumes
+from .chirality import signed_volumes, tetrahedral_centres
 
 _ELEMENT_SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 15: "P", 16: "S", 17: "Cl", 35: "Br", 53: "I"}
 MAX_CANDIDATES = 256
@@ -89,8 +91,6 @@ def mismatch_report(model_numbers: Sequence[int], model_bonds: Sequence[Tuple[in
 
 
 def _graph(numbers: Sequence[int], neighbours: List[List[int]], core: List[bool]):
-    import networkx as nx
-
     graph = nx.Graph()
     for atom, z in enumerate(numbers):
         if core[atom]:
@@ -143,8 +143,6 @@ def candidate_mappings(model_numbers: Sequence[int], model_bonds: Sequence[Tuple
         The graphs are not isomorphic (the message names the user's atoms that do not match), or
         every isomorphism inverts a chirality centre (a mirror image).
     """
-    from networkx.algorithms.isomorphism import GraphMatcher
-
     n = len(model_numbers)
     if n != len(user_numbers) or Counter(map(int, model_numbers)) != Counter(map(int, user_numbers)):
         raise MoleculeMismatchError(mismatch_report(model_numbers, model_bonds, user_numbers, user_bonds, user_names))
@@ -214,8 +212,6 @@ def _group_permutations(mapping: np.ndarray, groups: List[List[int]]):
 
 def handedness_of(numbers: Sequence[int], bonds: Sequence[Tuple[int, int]], positions) -> List[List[int]]:
     """(centre, n0, n1, n2, sign) of every atom with four neighbours in one structure (for a model's metadata)."""
-    from .chirality import tetrahedral_centres
-
     rows = tetrahedral_centres(list(numbers), bonds)
     signs = _signs(np.asarray(positions, dtype=np.float64), rows)
     return [[int(v) for v in row] + [int(s)] for row, s in zip(rows, signs)]

@@ -22,7 +22,8 @@ except ImportError as error:
     raise ImportError("TimewarpMove needs openmmtools: pip install openmmtools "
                       "(or pip install -c constraints.txt -e \".[openmmtools]\").") from error
 
-from .kernel import TimewarpKernel, decode_state, encode_state, quantity_value
+from .kernel import TimewarpKernel, decode_state, encode_state
+from .units import in_unit
 
 _KJ = unit.kilojoule_per_mole
 _SETTINGS = ("n_proposals", "batch_size", "mode", "energy_threshold", "chirality_check", "device")
@@ -67,7 +68,7 @@ class TimewarpMove(mcmc.MCMCMove):
                  chirality_check=True, device="cpu", seed=None):
         super().__init__()
         settings = dict(n_proposals=n_proposals, batch_size=batch_size, mode=mode,
-                        energy_threshold=quantity_value(energy_threshold, _KJ, "energy_threshold"), chirality_check=chirality_check, device=str(device))
+                        energy_threshold=in_unit(energy_threshold, _KJ, "energy_threshold"), chirality_check=chirality_check, device=str(device))
         self._build(flow, settings)
         if seed is not None:
             self._kernel.seed(seed)

@@ -30,6 +30,7 @@ import openmm
 from openmm import app, unit
 
 from .chirality import canonical_hydrogen_permutation
+from .units import in_unit, optional_quantity
 
 # One-letter code -> residue name, the 20 standard amino acids.
 AMINO_ACIDS: Dict[str, str] = {
@@ -201,21 +202,13 @@ def sequence_of(topology: app.Topology) -> Tuple[str, bool]:
     return "".join(letters), bool(caps)
 
 
-def _degrees(value) -> float:
-    if unit.is_quantity(value):
-        return float(value.value_in_unit(unit.degree))
-    return float(value)
-
-
 def _per_residue(value, n: int, name: str) -> List[Optional[float]]:
     """A backbone torsion for each of n residues: None, one angle, or n angles (degrees or Quantity)."""
     if value is None:
         return [None] * n
-    if unit.is_quantity(value):
-        value = value.value_in_unit(unit.degree)
-    if np.ndim(value) == 0:
-        return [float(value)] * n
-    values = [None if v is None else _degrees(v) for v in value]
+    if unit.is_quantity(value) or np.ndim(value) == 0:
+        return [in_unit(value, unit.degree, name)] * n
+    values = [None if v is None else in_unit(v, unit.degree, name) for v in value]
     if len(values) != n:
         raise ValueError(f"{name} has {len(values)} angles but the sequence has {n} residues: give one angle or one per residue.")
     return values
@@ -318,13 +311,10 @@ def build_peptide(sequence: str, capped: bool = False, phi=None, psi=None) -> Tu
 
 
 def _hydrogen_mass(hydrogen_mass) -> Optional[unit.Quantity]:
-    if hydrogen_mass is None:
-        return None
-    if not unit.is_quantity(hydrogen_mass):
-        hydrogen_mass = float(hydrogen_mass) * unit.amu
-    if hydrogen_mass.value_in_unit(unit.amu) <= 0:
+    mass = optional_quantity(hydrogen_mass, unit.amu, "hydrogen_mass")
+    if mass is not None and mass.value_in_unit(unit.amu) <= 0:
         raise ValueError(f"hydrogen_mass must be positive, got {hydrogen_mass}.")
-    return hydrogen_mass
+    return mass
 
 
 def create_system(topology: app.Topology, preset: Union[str, ForceFieldPreset] = DEFAULT_PRESET,

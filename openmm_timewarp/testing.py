@@ -6,7 +6,7 @@ from typing import List, Tuple
 import numpy as np
 import torch
 import openmm
-from openmm import unit
+from . import units
 
 
 class DriftGaussianFlow(torch.nn.Module):
@@ -89,7 +89,7 @@ def double_well_exact(barrier: float = 1.0, tilt: float = 1.0, width: float = 0.
 
     Returns a dict with P(x > 0) ("p_right"), <x> ("mean_x") and <y^2 + z^2> ("mean_r2").
     """
-    kT = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin) * temperature
+    kT = units.kT(temperature)
     x = np.linspace(-5 * width, 5 * width, grid)
     k = spring * (1 + stiffening * 0.5 * (1 + np.tanh(x / width)))
     u = barrier * ((x / width) ** 2 - 1) ** 2 + tilt * x / width
@@ -197,7 +197,7 @@ def torsion_chain_exact(temperature: float = 300.0, grid: int = 200001):
     Returns a dict with the mean bond length ("bond", nm), mean angle ("angle", rad), <cos phi>
     ("cos_torsion") and the probability of |phi| < pi/2 ("torsion_near_zero").
     """
-    kT = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin) * temperature
+    kT = units.kT(temperature)
     r = np.linspace(CHAIN_BOND[0] - 0.1, CHAIN_BOND[0] + 0.1, grid)
     p_r = r ** 2 * np.exp(-0.5 * CHAIN_BOND[1] * (r - CHAIN_BOND[0]) ** 2 / kT)
     theta = np.linspace(1e-6, math.pi - 1e-6, grid)

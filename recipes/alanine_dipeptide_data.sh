@@ -11,12 +11,12 @@
 set -euo pipefail
 out="${1:-runs/alanine-dipeptide-data}"
 workers="${2:-2}"
-common=(A --capped -o "$out" --hydrogen-mass 3 --timestep 2 --save-interval 1 --equilibration 10 --no-progress)
+common=(A --capped -o "$out" --hydrogen-mass-amu 3 --timestep-fs 2 --save-interval-ps 1 --equilibration-ps 10 --no-progress)
 {
-  echo "--name c7eq-1 --phi -80 --psi 150 --production 10 --seed 1"
-  echo "--name c7eq-2 --phi -80 --psi 150 --production 10 --seed 2"
-  echo "--name alphaR-1 --phi -70 --psi -40 --production 10 --seed 3"
-  echo "--name alphaR-2 --phi -70 --psi -40 --production 10 --seed 4"
-  for seed in 5 6 7 8; do echo "--name alphaL-$seed --phi 60 --psi 40 --production 4 --seed $seed"; done
-  for seed in 9 10 11 12; do echo "--name c7ax-$seed --phi 70 --psi -70 --production 4 --seed $seed"; done
+  echo "--name c7eq-1 --phi -80 --psi 150 --production-ns 10 --seed 1"
+  echo "--name c7eq-2 --phi -80 --psi 150 --production-ns 10 --seed 2"
+  echo "--name alphaR-1 --phi -70 --psi -40 --production-ns 10 --seed 3"
+  echo "--name alphaR-2 --phi -70 --psi -40 --production-ns 10 --seed 4"
+  for seed in 5 6 7 8; do echo "--name alphaL-$seed --phi 60 --psi 40 --production-ns 4 --seed $seed"; done
+  for seed in 9 10 11 12; do echo "--name c7ax-$seed --phi 70 --psi -70 --production-ns 4 --seed $seed"; done
 } | xargs -P "$workers" -L 1 bash -c 'exec openmm-timewarp simulate "$@" '"${common[*]}" _

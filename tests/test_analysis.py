@@ -1,4 +1,5 @@
-"""Analysis: autocorrelation times and ESS, block averaging, states, populations, JSD, speed-ups, torsions."""
+"""Analysis: autocorrelation times and ESS, block averaging, peptide macrostates, population estimates,
+references and the Jensen-Shannon divergence."""
 
 import math
 
@@ -7,38 +8,26 @@ import pytest
 from scipy.signal import lfilter
 
 from openmm_timewarp.analysis import (
-    REGION_NAMES,
-    STATE_NAMES,
-    SpeedUp,
-    analyze_dipeptide,
-    assign_states,
-    backbone_torsions,
+    PeptideObservables,
     block_ess,
     block_standard_error,
-    compare_populations,
-    count_entries,
-    dipeptide_torsions,
     effective_sample_size,
-    first_visit_times,
     integrated_autocorrelation_time,
     jensen_shannon_divergence,
     load_reference,
-    missed_states,
+    log_ratio_error,
     population_errors_kT,
-    reference_histogram,
-    speed_up,
-    speed_ups,
-    state_indicators,
-    state_populations,
+    reference_from_samples,
+    save_reference,
+    state_estimates,
     torsion_histogram,
     torsion_jsd,
-    torsions_from_positions,
+    weighted_estimate,
+    weighted_populations,
+    z_score,
 )
 from openmm_timewarp.analysis.autocorrelation import autocorrelation
-from openmm_timewarp.analysis.speedup import observable_affected
 from openmm_timewarp.analysis.torsions import wrap_degrees
-
-from test_analysis_geometry import dipeptide, dipeptide_topology, dipeptide_trajectory
 
 N_SIGMA = 4.0
 
@@ -58,6 +47,18 @@ def ar1_tau(rho):
 def sokal_relative_error(tau, n, c=5.0):
     """Sokal's large-sample relative standard deviation of a windowed tau estimate: sqrt(2 (2M + 1) / n)."""
     return math.sqrt(2.0 * (2.0 * c * tau + 1.0) / n)
+
+
+def telegraph(enter, leave, n, seed):
+    """Indicator of a state in a two-state Markov chain (P(0 -> 1) = enter, P(1 -> 0) = leave)."""
+    rng = np.random.default_rng(seed)
+    pieces, state, total = [], 0, 0
+    while total < n:
+        length = int(rng.geometric(enter if state == 0 else leave))
+        pieces.append(np.full(length, float(state)))
+        total += length
+        state = 1 - state
+    return np.concatenate(pieces)[:n]
 
 
 # ---------------------------------------------------------------- autocorrelation time and ESS
@@ -194,18 +195,6 @@ def test_block_ess_of_ar1():
     assert ess < n / 5
 
 
-def telegraph(enter, leave, n, seed):
-    """Indicator of a rare state in a two-state Markov chain (P(0 -> 1) = enter, P(1 -> 0) = leave)."""
-    rng = np.random.default_rng(seed)
-    pieces, state, total = [], 0, 0
-    while total < n:
-        length = int(rng.geometric(enter if state == 0 else leave))
-        pieces.append(np.full(length, float(state)))
-        total += length
-        state = 1 - state
-    return np.concatenate(pieces)[:n]
-
-
 def test_block_ess_of_a_rare_bursty_indicator():
     # rho(t) = (1 - a - b)^t, so tau = (2 - a - b) / (a + b); the state holds a / (a + b) = 2.4 % of samples.
     a, b, n, block = 0.0005, 0.02, 400_000, 5000
@@ -239,109 +228,249 @@ def test_block_standard_error_of_independent_samples():
     assert abs(se / (1.0 / math.sqrt(len(x))) - 1.0) < N_SIGMA * math.sqrt(0.5 / 199)
 
 
-# ---------------------------------------------------------------- states
+# ---------------------------------------------------------------- peptide macrostates
+
+
+@pytest.fixture(scope="module")
+def capped_vgp():
+    """ACE-VAL-GLY-PRO-NME: a standard residue with chi1, glycine and proline."""
+    from openmm_timewarp import systems
+
+    return systems.build_peptide("VGP", capped=True, phi=[-70.0, 80.0, -65.0], psi=[140.0, -30.0, 150.0])
+
+
+@pytest.fixture(scope="module")
+def zwitterion_ag():
+    """ALA-GLY zwitterion: ALA1 has only psi, GLY2 only phi."""
+    from openmm_timewarp import systems
+
+    return systems.build_peptide("AG")
+
+
+def states_of(observables, residue, **angles):
+    """The partition states of ``residue`` that hold for one row of torsions (others 0 degrees)."""
+    row = np.zeros((1, len(observables.torsions)))
+    for name, value in angles.items():
+        row[0, observables.names.index(name)] = value
+    indicators = observables.indicators(row, extra=True)
+    return {name.split(":")[1] for name, mask in indicators.items() if name.startswith(residue + ":") and mask[0]}
+
+
+def test_observables_of_a_capped_peptide(capped_vgp):
+    topology, positions = capped_vgp
+    observables = PeptideObservables(topology)
+    assert observables.names == ["phi2", "psi2", "chi1_2", "phi3", "psi3", "phi4", "psi4"]
+    assert [(r.label, r.kind) for r in observables.residues] == [("VAL2", "standard"), ("GLY3", "glycine"),
+                                                                  ("PRO4", "psi")]
+    assert observables.state_names() == ["VAL2:beta", "VAL2:alphaR", "VAL2:phi_positive", "GLY3:beta",
+                                         "GLY3:alphaR", "GLY3:alphaL", "PRO4:alpha", "PRO4:beta"]
+    assert observables.state_names(extra=True)[3:5] == ["VAL2:alphaL", "VAL2:C7ax"]
+    values = observables.values(np.asarray(positions.value_in_unit(positions.unit)))
+    built = dict(zip(observables.names, values))
+    for name, angle in [("phi2", -70.0), ("psi2", 140.0), ("phi3", 80.0), ("psi3", -30.0), ("phi4", -65.0),
+                        ("psi4", 150.0)]:
+        assert built[name] == pytest.approx(angle, abs=0.01)
+    assert observables.joint_labels(values[None])[0] == "beta|alphaL|beta"
 
 
 @pytest.mark.parametrize(
-    "phi, psi, state",
+    "phi, psi, expected",
     [
-        (-80.0, 150.0, "beta_C7eq"),
-        (-150.0, -170.0, "beta_C7eq"),
-        (-60.0, 100.0, "beta_C7eq"),    # psi >= 100
-        (-60.0, 99.9, "alphaR"),
-        (-60.0, -100.0, "alphaR"),      # -100 <= psi
-        (-60.0, -100.1, "beta_C7eq"),
-        (-60.0, -40.0, "alphaR"),
-        (0.0, 50.0, "alphaL"),          # phi = 0 is phi-positive
-        (-0.1, 50.0, "alphaR"),
-        (60.0, -45.0, "alphaL"),        # psi >= -45
-        (60.0, -45.1, "C7ax"),
-        (119.9, -60.0, "C7ax"),
-        (120.0, -60.0, "alphaR"),       # phi < 120 only
-        (120.0, 160.0, "beta_C7eq"),
-        (180.0, 180.0, "beta_C7eq"),
+        (-80.0, 150.0, {"beta"}),
+        (-150.0, -170.0, {"beta"}),
+        (-60.0, 100.0, {"beta"}),                      # psi >= 100
+        (-60.0, 99.9, {"alphaR"}),
+        (-60.0, -100.0, {"alphaR"}),                   # -100 <= psi
+        (-60.0, -100.1, {"beta"}),
+        (0.0, 50.0, {"phi_positive", "alphaL"}),       # phi = 0 is phi-positive
+        (-0.1, 50.0, {"alphaR"}),
+        (60.0, -45.0, {"phi_positive", "alphaL"}),     # psi >= -45
+        (60.0, -45.1, {"phi_positive", "C7ax"}),
+        (119.9, -60.0, {"phi_positive", "C7ax"}),
+        (120.0, -60.0, {"alphaR"}),                    # phi < 120 only
+        (150.0, 40.0, {"alphaR"}),
+        (120.0, 160.0, {"beta"}),
+        (180.0, 180.0, {"beta"}),
     ],
 )
-def test_state_assignment_on_known_angles(phi, psi, state):
-    label = assign_states(np.array([phi]), np.array([psi]))[0]
-    assert STATE_NAMES[label] == state
-    indicators = state_indicators(phi, psi)
-    assert indicators[state]
-    assert sum(bool(indicators[s]) for s in STATE_NAMES) == 1
-    assert bool(indicators["phi_positive"]) == (state in ("alphaL", "C7ax"))
+def test_states_of_a_standard_residue(capped_vgp, phi, psi, expected):
+    observables = PeptideObservables(capped_vgp[0])
+    assert states_of(observables, "VAL2", phi2=phi, psi2=psi, chi1_2=60.0) == expected
 
 
-def test_count_entries():
-    assert count_entries([0, 0, 1, 1, 0, 1, 0, 0, 1]) == 3
-    assert count_entries([1, 1, 0, 1]) == 2
-    assert count_entries([0, 0]) == 0
+@pytest.mark.parametrize(
+    "phi, psi, expected",
+    [
+        (-60.0, -40.0, "alphaR"),
+        (-0.1, 0.0, "alphaR"),
+        (180.0, 99.9, "alphaR"),      # phi = 180 = -180
+        (-179.9, -100.0, "alphaR"),
+        (0.0, 0.0, "alphaL"),
+        (60.0, 40.0, "alphaL"),
+        (150.0, -60.0, "alphaL"),     # glycine's phi > 0 reaches 180, not 120
+        (179.9, -100.0, "alphaL"),
+        (-80.0, 150.0, "beta"),
+        (80.0, 150.0, "beta"),        # beta on either side of phi = 0
+        (10.0, 100.0, "beta"),
+        (10.0, -100.1, "beta"),
+    ],
+)
+def test_states_of_glycine(capped_vgp, phi, psi, expected):
+    observables = PeptideObservables(capped_vgp[0])
+    assert states_of(observables, "GLY3", phi3=phi, psi3=psi) == {expected}
 
 
-# ---------------------------------------------------------------- populations and reference agreement
+@pytest.mark.parametrize(
+    "phi, psi, expected",
+    [(-65.0, -40.0, "alpha"), (-65.0, 150.0, "beta"), (-65.0, 100.0, "beta"), (-65.0, -100.0, "alpha"),
+     (-65.0, -100.1, "beta"), (60.0, 40.0, "alpha"), (60.0, 170.0, "beta")],  # proline: phi plays no part
+)
+def test_states_of_proline(capped_vgp, phi, psi, expected):
+    observables = PeptideObservables(capped_vgp[0])
+    assert states_of(observables, "PRO4", phi4=phi, psi4=psi) == {expected}
 
 
-def _labels_to_angles(labels):
-    centres = {0: (-80.0, 150.0), 1: (-70.0, -30.0), 2: (60.0, 40.0), 3: (70.0, -80.0)}
-    phi = np.array([centres[k][0] for k in labels])
-    psi = np.array([centres[k][1] for k in labels])
-    return phi, psi
+def test_states_of_uncapped_termini(zwitterion_ag):
+    observables = PeptideObservables(zwitterion_ag[0])
+    assert observables.names == ["psi1", "phi2"]
+    assert [(r.label, r.kind) for r in observables.residues] == [("ALA1", "psi"), ("GLY2", "phi")]
+    assert states_of(observables, "ALA1", psi1=-100.0) == {"alpha"}
+    assert states_of(observables, "ALA1", psi1=100.0) == {"beta"}
+    assert states_of(observables, "GLY2", phi2=0.0) == {"phi_positive"}
+    assert states_of(observables, "GLY2", phi2=179.9) == {"phi_positive"}
+    assert states_of(observables, "GLY2", phi2=180.0) == {"phi_negative"}
+    assert states_of(observables, "GLY2", phi2=-0.1) == {"phi_negative"}
 
 
-def test_populations_free_energies_and_errors_of_independent_samples():
-    p = np.array([0.55, 0.40, 0.04, 0.01])
+def test_a_topology_without_backbone_torsions_is_not_a_peptide():
+    from openmm import app
+
+    topology = app.Topology()
+    residue = topology.addResidue("HOH", topology.addChain())
+    for name, element in (("O", "O"), ("H1", "H"), ("H2", "H")):
+        topology.addAtom(name, app.Element.getBySymbol(element), residue)
+    with pytest.raises(ValueError, match="not a peptide"):
+        PeptideObservables(topology)
+
+
+# ---------------------------------------------------------------- population estimates
+
+
+def test_state_estimates_of_independent_samples():
+    p = np.array([0.55, 0.40, 0.05])
     n = 100_000
-    labels = np.random.default_rng(17).choice(4, size=n, p=p)
-    result = state_populations(*_labels_to_angles(labels), block_size=1000)
-    for k, name in enumerate(STATE_NAMES):
+    labels = np.random.default_rng(19).choice(3, size=n, p=p)
+    estimates = state_estimates({f"s{k}": labels == k for k in range(3)}, num_blocks=100)
+    for k in range(3):
+        e = estimates[f"s{k}"]
         expected_se = math.sqrt(p[k] * (1 - p[k]) / n)
-        assert abs(result["populations"][name] - p[k]) < N_SIGMA * expected_se
-        assert abs(result["populations_stderr"][name] / expected_se - 1.0) < N_SIGMA * math.sqrt(0.5 / 99)
-        assert result["free_energy_kT"][name] == pytest.approx(
-            -math.log(result["populations"][name] / result["populations"]["beta_C7eq"]))
-    assert result["populations"]["phi_positive"] == pytest.approx(
-        result["populations"]["alphaL"] + result["populations"]["C7ax"])
-    # delta-method error of ln(p_C7ax / p_beta) for multinomial counts
-    expected = math.sqrt((1 / p[3] + 1 / p[0]) / n)
-    assert abs(result["free_energy_kT_stderr"]["C7ax"] / expected - 1.0) < 0.3
-    assert result["num_blocks"] == 100
+        assert abs(e["population"] - p[k]) < N_SIGMA * expected_se
+        assert e["population"] == pytest.approx(np.mean(labels == k), abs=1e-12)
+        assert abs(e["stderr"] / expected_se - 1.0) < N_SIGMA * math.sqrt(0.5 / 99)
+        share = e["population"]
+        assert e["ess"] == pytest.approx(share * (1.0 - share) / e["stderr"] ** 2, rel=1e-9)
 
 
-def test_unvisited_state_has_infinite_free_energy():
-    phi, psi = _labels_to_angles(np.array([0, 1] * 500))
-    result = state_populations(phi, psi, block_size=50)
-    assert result["populations"]["alphaL"] == 0.0
-    assert math.isinf(result["free_energy_kT"]["alphaL"])
+def test_state_estimates_of_a_correlated_indicator():
+    # telegraph: p = a / (a + b) = 0.2, tau = (2 - a - b) / (a + b) = 79; var(mean) = p (1 - p) tau / n
+    a, b, n = 0.005, 0.02, 200_000
+    x = telegraph(a, b, n, 52)
+    tau, p = (2.0 - a - b) / (a + b), a / (a + b)
+    e = state_estimates({"s": x > 0}, num_blocks=50)["s"]
+    expected_se = math.sqrt(p * (1 - p) * tau / n)
+    assert abs(e["stderr"] / expected_se - 1.0) < N_SIGMA * math.sqrt(0.5 / 49)
+    assert abs(e["ess"] / (n / tau) - 1.0) < N_SIGMA * math.sqrt(2.0 / 49)
 
 
-def test_compare_populations_with_hand_numbers():
-    comparison = compare_populations({"alphaL": 0.03}, {"alphaL": 0.003}, {"alphaL": 0.02}, {"alphaL": 0.004})
-    entry = comparison["alphaL"]
-    assert entry["abs_log_ratio"] == pytest.approx(math.log(1.5))
-    assert entry["delta_free_energy_kT"] == pytest.approx(-math.log(1.5))
-    assert entry["z"] == pytest.approx(0.01 / 0.005)
-    missed = compare_populations({"C7ax": 0.0}, {"C7ax": 0.0}, {"C7ax": 0.002}, {"C7ax": 0.0005})["C7ax"]
-    assert math.isinf(missed["abs_log_ratio"]) and not missed["visited"]
-    assert missed["z"] == pytest.approx(-4.0)
-    assert missed_states({"beta_C7eq": 0.6, "alphaR": 0.4, "alphaL": 0.0, "C7ax": 0.0},
-                         {"beta_C7eq": 0.5, "alphaR": 0.4, "alphaL": 0.09, "C7ax": 0.01}) == ["alphaL", "C7ax"]
+def test_weighted_samples_equal_a_duplicated_unweighted_sample():
+    rng = np.random.default_rng(18)
+    n = 3000
+    labels = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
+    copies = rng.integers(1, 4, size=n)  # integer weights 1..3
+    times = np.arange(n) * 0.5  # equal-time blocks, so duplicated copies stay in their block
+    weighted = state_estimates({f"s{k}": labels == k for k in range(3)}, np.log(copies), num_blocks=10, times=times)
+    repeated = np.repeat(labels, copies)
+    duplicated = state_estimates({f"s{k}": repeated == k for k in range(3)}, num_blocks=10,
+                                 times=np.repeat(times, copies))
+    for k in range(3):
+        for key in ("population", "stderr", "ess"):
+            assert weighted[f"s{k}"][key] == pytest.approx(duplicated[f"s{k}"][key], rel=1e-9)
+        assert weighted[f"s{k}"]["population"] == pytest.approx(np.mean(repeated == k), rel=1e-12)
+    populations = weighted_populations({"s0": labels == 0}, np.log(copies))
+    assert populations["s0"] == pytest.approx(np.mean(repeated == 0), rel=1e-12)
+
+
+def test_chains_stuck_in_different_states_give_a_large_error():
+    # two chains of 1000 samples, one always in the state, one never: p = 1/2, and 40 block ratios of 0 or 1
+    indicator = np.concatenate([np.ones(1000), np.zeros(1000)])
+    e = state_estimates({"s": indicator}, lengths=[1000, 1000], num_blocks=20)["s"]
+    assert e["population"] == 0.5
+    assert e["stderr"] == pytest.approx(0.5 / math.sqrt(39))  # sqrt(40/39 * 40 * (1/40)^2 * 1/4)
+    never = state_estimates({"s": np.zeros(500, dtype=bool)}, num_blocks=20)["s"]
+    assert never["population"] == 0.0 and never["ess"] == 0.0
+
+
+def test_weighted_estimate_shapes_and_checks():
+    mean, stderr, ess = weighted_estimate(np.arange(100.0), num_blocks=10)
+    assert mean == pytest.approx(49.5) and isinstance(stderr, float) and ess > 0
+    with pytest.raises(ValueError):
+        weighted_estimate(np.arange(100.0), lengths=[50, 60])
+
+
+def test_log_ratio_error_and_z_score_with_hand_numbers():
+    assert log_ratio_error(0.03, 0.02) == pytest.approx(math.log(1.5))
+    assert log_ratio_error(0.02, 0.03) == pytest.approx(math.log(1.5))
+    assert math.isinf(log_ratio_error(0.0, 0.02))
+    assert z_score(0.03, 0.003, 0.02, 0.004) == pytest.approx(2.0)
+    assert z_score(0.0, 0.0, 0.002, 0.0005) == pytest.approx(-4.0)
     assert population_errors_kT({"alphaR": 0.2}, {"alphaR": 0.4})["alphaR"] == pytest.approx(math.log(2.0))
+
+
+# ---------------------------------------------------------------- references
 
 
 def test_packaged_reference():
     reference = load_reference()
-    pops = reference["populations"]
-    assert set(REGION_NAMES) <= set(pops) and set(REGION_NAMES) <= set(reference["populations_stderr"])
-    assert sum(pops[s] for s in STATE_NAMES) == pytest.approx(1.0)
-    assert pops["beta_C7eq"] == pytest.approx(0.5574, abs=1e-4)
+    assert reference.molecule == "ACE-A-NME" and reference.temperature_K == 310.0
+    pops = {name.split(":")[1]: reference.population(name) for name in reference.states}
+    assert sum(pops[s] for s in ("beta", "alphaR", "phi_positive")) == pytest.approx(1.0)
+    assert pops["phi_positive"] == pytest.approx(pops["alphaL"] + pops["C7ax"])
+    assert pops["beta"] == pytest.approx(0.5574, abs=1e-4)
     assert pops["alphaR"] == pytest.approx(0.4201, abs=1e-4)
     assert pops["alphaL"] == pytest.approx(0.0207, abs=1e-4)
     assert pops["C7ax"] == pytest.approx(0.0019, abs=1e-4)
-    assert reference["populations_stderr"]["C7ax"] == pytest.approx(0.0004, abs=1e-4)
-    assert "provenance" in reference and set(reference["states"]) >= set(REGION_NAMES)
-    counts = reference_histogram(reference, 36)
-    assert counts.shape == (36, 36) and counts.sum() == reference["num_samples"]
+    assert reference.stderr("ALA2:C7ax") == pytest.approx(0.0004, abs=1e-4)
+    counts = reference.histogram("ALA2", 36)
+    assert counts.shape == (36, 36) and counts.sum() == reference.num_samples
     # the histogram agrees with the populations (phi bins 18..29 cover 0 <= phi < 120)
     assert counts[18:30].sum() / counts.sum() == pytest.approx(pops["phi_positive"], abs=1e-9)
+
+
+def test_reference_from_samples_round_trip(tmp_path, capped_vgp):
+    observables = PeptideObservables(capped_vgp[0])
+    rng = np.random.default_rng(6)
+    n = 4000
+    values = rng.uniform(-180.0, 180.0, size=(n, len(observables.torsions)))
+    reference = reference_from_samples(observables, values, molecule="ACE-VGP-NME", temperature_K=300.0,
+                                       preset="test", lengths=[1000, 3000], num_blocks=5)
+    indicators = observables.indicators(values)
+    for name, mask in indicators.items():
+        assert reference.population(name) == pytest.approx(mask.mean(), abs=1e-12)
+        assert reference.stderr(name) > 0
+    labels = observables.joint_labels(values)
+    assert sum(s["population"] for s in reference.joint_states.values()) == pytest.approx(1.0)
+    assert reference.joint_states["beta|alphaL|beta"]["population"] == pytest.approx(
+        np.mean(labels == "beta|alphaL|beta"), abs=1e-12)
+    assert set(reference.histograms) == {"VAL2", "GLY3"}  # proline's states use psi alone
+    save_reference(reference, tmp_path)
+    loaded = load_reference(tmp_path)
+    assert loaded.states == reference.states and loaded.joint_states == reference.joint_states
+    assert np.array_equal(loaded.histograms["GLY3"], torsion_histogram(values[:, 3], values[:, 4], 72))
+    assert loaded.histogram("GLY3", 12).sum() == n
+    assert loaded.checked_states(observables, 0.2) == [s for s in observables.state_names()
+                                                        if indicators[s].mean() >= 0.2]
+    with pytest.raises(FileNotFoundError):
+        load_reference(tmp_path / "missing")
 
 
 # ---------------------------------------------------------------- Jensen-Shannon divergence
@@ -373,11 +502,12 @@ def test_torsion_histogram_is_periodic_and_fixed():
     assert counts[0, 18] == 3  # 180, -180 and -175 share the first phi bin
     assert counts[35, 18] == 1
     assert counts[18, 0] == 1
+    weighted = torsion_histogram([10.0, 10.0, -90.0], [0.0, 0.0, 0.0], weights=[0.5, 0.25, 2.0])
+    assert weighted[19, 18] == pytest.approx(0.75) and weighted[9, 18] == pytest.approx(2.0)
 
 
 def test_torsion_jsd_against_reference_is_small_for_reference_like_samples():
-    reference = load_reference()
-    counts = reference_histogram(reference, 36)
+    counts = load_reference().histogram("ALA2", 36)
     rng = np.random.default_rng(4)
     flat = rng.choice(counts.size, size=200_000, p=(counts / counts.sum()).ravel())
     phi = -180.0 + 10.0 * (flat // 36 + rng.random(flat.size))
@@ -387,171 +517,5 @@ def test_torsion_jsd_against_reference_is_small_for_reference_like_samples():
     assert close < 0.01 < shifted
 
 
-# ---------------------------------------------------------------- speed-ups, the speed-up-0 rule, censoring
-
-
-def test_speed_up_is_the_ratio_of_ess_rates():
-    result = speed_up(run_ess=100.0, run_wall_s=10.0, baseline_ess=50.0, baseline_wall_s=20.0)
-    assert result.value == pytest.approx(4.0) and not result.censored and str(result) == "4"
-
-
-def test_speed_up_on_synthetic_chains_with_known_answer():
-    # Same length and wall time; the run's tau is 3, the baseline's 19: speed-up tau_b / tau_a = 19/3.
-    n = 200_000
-    run = {"wall_s": 100.0, "ess": {"sin_psi": effective_sample_size(ar1(0.5, n, 41))}}
-    baseline = {"wall_s": 100.0, "ess": {"sin_psi": effective_sample_size(ar1(0.9, n, 42))}}
-    result = speed_ups(run, baseline)["sin_psi"]
-    tolerance = N_SIGMA * math.hypot(sokal_relative_error(3.0, n), sokal_relative_error(19.0, n))
-    assert abs(result.value / (19.0 / 3.0) - 1.0) < tolerance
-
-
-def _chain_with_states(visits, n=20_000, seed=0):
-    """Labels cycling slowly through ``visits`` (state indices), as torsion angles."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(rng.choice(visits, size=n // 50), 50)
-    return _labels_to_angles(labels)
-
-
-def test_speed_up_zero_rule_for_a_run_that_misses_a_state():
-    reference = load_reference()
-    run = analyze_dipeptide(*_chain_with_states([0, 1], seed=1), 1.0, wall_s=10.0, block_size=1000,
-                            reference=reference)
-    baseline = analyze_dipeptide(*_chain_with_states([0, 1, 2, 3], seed=2), 1.0, wall_s=1000.0,
-                                 block_size=1000, reference=reference)
-    assert run["reference"]["missed_states"] == ["alphaL", "C7ax"]
-    assert baseline["reference"]["missed_states"] == []
-    rates = [{"wall_s": r["wall_s"], "ess": {k: v["ess"] for k, v in r["ess"].items()}} for r in (run, baseline)]
-    result = speed_ups(rates[0], rates[1], run["reference"]["missed_states"], [])
-    # the run is 100x faster per effective sample of beta/alphaR, but misses alphaL and C7ax
-    for name in ("indicator_alphaL", "indicator_C7ax", "indicator_phi_positive", "sin_phi", "cos_psi"):
-        assert result[name].value == 0.0 and result[name].reason == "run missed a state"
-    assert result["indicator_beta_C7eq"].value > 10.0
-    assert result["indicator_alphaR"].value > 10.0
-
-
-def test_censored_speed_up_when_the_baseline_never_visits():
-    result = speed_up(run_ess=50.0, run_wall_s=10.0, baseline_ess=0.0, baseline_wall_s=2000.0)
-    assert result.censored and result.value is None
-    # baseline: fewer than 1 effective sample in 2000 s; run: 5 per s  ->  speed-up > 10000
-    assert result.lower_bound == pytest.approx(10_000.0)
-    assert str(result) == "> 1e+04"
-    assert result.to_dict()["text"] == "> 1e+04"
-    both = speed_up(run_ess=5.0, run_wall_s=10.0, baseline_ess=3.0, baseline_wall_s=10.0,
-                    run_missed=True, baseline_missed=True)
-    assert both.value is None and not both.censored and str(both) == "n/a"
-    via_rule = speed_ups({"wall_s": 10.0, "ess": {"indicator_C7ax": 50.0, "indicator_alphaR": 50.0}},
-                         {"wall_s": 2000.0, "ess": {"indicator_C7ax": 0.0, "indicator_alphaR": 400.0}},
-                         baseline_missed_states=["C7ax"])
-    assert via_rule["indicator_C7ax"].censored
-    assert via_rule["indicator_alphaR"].value == pytest.approx(25.0)
-
-
-def test_observables_affected_by_a_missed_state():
-    assert observable_affected("indicator_C7ax", "C7ax")
-    assert observable_affected("indicator_phi_positive", "alphaL")
-    assert not observable_affected("indicator_beta_C7eq", "alphaL")
-    assert observable_affected("TIC0", "alphaL") and observable_affected("sin_phi", "C7ax")
-
-
-def test_first_visit_times():
-    times = first_visit_times([0, 0, 1, 1, 0, 2], sample_interval=2.0)
-    assert times == {"beta_C7eq": 0.0, "alphaR": 4.0, "alphaL": 10.0, "C7ax": None}
-    assert first_visit_times([1, 0], 1.0, offset=1.0)["beta_C7eq"] == 2.0
-    assert isinstance(SpeedUp(value=1.0), SpeedUp)
-
-
-# ---------------------------------------------------------------- torsions
-
-
-def test_torsions_of_built_dipeptide():
-    phi = np.array([-75.0, -150.0, 60.0, 179.99, 0.0, -179.0])
-    psi = np.array([150.0, -40.0, 40.0, -60.0, 180.0, 90.0])
-    measured_phi, measured_psi = dipeptide_torsions(dipeptide_trajectory(phi, psi))
-    assert np.allclose(wrap_degrees(measured_phi - phi), 0.0, atol=1e-3)
-    assert np.allclose(wrap_degrees(measured_psi - psi), 0.0, atol=1e-3)
-    assert np.all((measured_phi > -180.0) & (measured_phi <= 180.0))
-    all_phi, all_psi = backbone_torsions(dipeptide_trajectory(phi, psi))
-    assert all_phi.shape == (6, 1) and all_psi.shape == (6, 1)
-
-
-def test_torsions_from_positions_with_an_openmm_topology():
-    xyz = dipeptide([-63.0], [-42.0])
-    topology = dipeptide_topology().to_openmm()
-    phi, psi = torsions_from_positions(xyz, topology)
-    assert phi[0, 0] == pytest.approx(-63.0, abs=1e-3) and psi[0, 0] == pytest.approx(-42.0, abs=1e-3)
-    single_phi, _ = torsions_from_positions(xyz[0], dipeptide_topology())
-    assert single_phi.shape == (1, 1)
-
-
 def test_wrap_degrees_maps_onto_half_open_interval():
     assert np.allclose(wrap_degrees([-180.0, 180.0, 540.0, -190.0, 0.0]), [180.0, 180.0, 180.0, 170.0, 0.0])
-
-
-def test_analyze_dipeptide_report():
-    reference = load_reference()
-    phi, psi = _chain_with_states([0, 1, 2, 3], n=10_000, seed=5)
-    report = analyze_dipeptide(phi, psi, 0.5, wall_s=20.0, reference=reference,
-                               reference_counts=reference["phi_psi_histogram"]["counts"])
-    assert report["samples"] == 10_000 and report["time_ps"] == 5000.0
-    assert set(report["ess"]) >= {"sin_phi", "cos_phi", "sin_psi", "cos_psi", "indicator_phi_positive"}
-    assert "ess_blocks" in report["ess"]["indicator_C7ax"]
-    assert report["ess"]["sin_psi"]["ess_per_s"] == pytest.approx(report["ess"]["sin_psi"]["ess"] / 20.0)
-    assert 0.0 < report["reference"]["jsd"] <= math.log(2.0)
-    assert report["reference"]["missed_states"] == []
-    assert report["first_visit_ps"]["beta_C7eq"] is not None
-
-
-def _dihedral(p0, p1, p2, p3):
-    """IUPAC dihedral in degrees from four points (independent of mdtraj)."""
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / np.linalg.norm(b1)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return math.degrees(math.atan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
-
-
-def test_torsions_of_the_alanine_dipeptide_structure():
-    from pathlib import Path
-
-    import openmm_timewarp
-
-    path = Path(openmm_timewarp.__file__).parent / "structures" / "alanine-dipeptide.pdb"
-    if not path.exists():
-        pytest.skip("alanine-dipeptide.pdb is not installed")
-    from openmm import app, unit
-
-    from openmm_timewarp.analysis import load_trajectory
-
-    pdb = app.PDBFile(str(path))
-    names = [(a.residue.name, a.name) for a in pdb.topology.atoms()]
-    index = {key: k for k, key in enumerate(names)}
-    xyz = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-    expected_phi = _dihedral(*(xyz[index[k]] for k in [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C")]))
-    expected_psi = _dihedral(*(xyz[index[k]] for k in [("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]))
-    phi, psi = torsions_from_positions(pdb.positions, pdb.topology)
-    assert phi.shape == (1, 1) and psi.shape == (1, 1)
-    assert phi[0, 0] == pytest.approx(expected_phi, abs=1e-3) and psi[0, 0] == pytest.approx(expected_psi, abs=1e-3)
-    from_file = dipeptide_torsions(load_trajectory(path, path))
-    assert from_file[0][0] == pytest.approx(expected_phi, abs=1e-3)
-
-
-def test_build_write_and_load_a_reference(tmp_path):
-    import json
-
-    from openmm_timewarp.analysis.reference import build_reference, write_reference
-
-    phi, psi = _labels_to_angles(np.random.default_rng(6).choice(4, size=3000, p=[0.5, 0.4, 0.08, 0.02]))
-    np.savez(tmp_path / "pt_310K_phi_psi.npz", phi=phi.astype(np.float32), psi=psi.astype(np.float32),
-             sample_interval_ps=0.5)
-    runs = {"pt_a.npz": {"kind": "PT", "samples": 1000}, "pt_b.npz": {"kind": "PT", "samples": 2000},
-            "md.npz": {"kind": "MD", "samples": 5}}
-    states = {"phi_positive": "0 <= phi < 120", "angles": "degrees"}
-    with open(tmp_path / "summary.json", "w", encoding="utf-8") as handle:
-        json.dump({"runs": runs, "states": states}, handle)
-    reference = build_reference(tmp_path, bins=36, block_ps=50.0)
-    write_reference(reference, tmp_path / "reference.json")
-    loaded = load_reference(tmp_path / "reference.json")
-    assert loaded["num_samples"] == 3000 and loaded["populations_stderr"]["alphaL"] > 0
-    assert loaded["populations"]["alphaL"] == pytest.approx(np.mean(assign_states(phi, psi) == 2))
-    assert np.array_equal(reference_histogram(loaded, 36), torsion_histogram(phi, psi, 36))
-    assert reference_histogram(loaded, 12).sum() == 3000

@@ -1,11 +1,16 @@
 """Heavy-atom ACE-(ALA)n-NME models with prescribed backbone torsions, for the analysis tests.
 
 ``peptide(phi, psi)`` and ``dipeptide(phi, psi)`` build coordinates (nm) by placing atoms from bond
-lengths, angles and torsions, so the phi/psi that mdtraj measures are known exactly.
+lengths, angles and torsions, so the phi/psi that mdtraj and :class:`PeptideObservables` measure
+are known exactly.
 """
+
+import math
 
 import numpy as np
 import pytest
+
+from openmm_timewarp.analysis import PeptideObservables, dihedrals, torsions_from_positions
 
 BOND = 0.15  # nm
 ANGLE = np.radians(111.0)
@@ -115,3 +120,61 @@ def test_longer_peptide_torsions():
     assert np.allclose(all_phi, phi, atol=1e-3) and np.allclose(all_psi, psi, atol=1e-3)
     paired_phi, paired_psi = residue_torsions(trajectory)
     assert np.allclose(paired_phi, phi, atol=1e-3) and np.allclose(paired_psi, psi, atol=1e-3)
+
+
+def test_peptide_observables_measure_the_prescribed_torsions():
+    phi = np.array([[-60.0, -120.0, 55.0], [-80.0, 70.0, -150.0], [179.99, -179.99, 0.0]])
+    psi = np.array([[-45.0, 130.0, 35.0], [150.0, -60.0, 160.0], [180.0, 90.0, -0.01]])
+    observables = PeptideObservables(peptide_topology(3).to_openmm())
+    assert observables.names == ["phi1", "psi1", "phi2", "psi2", "phi3", "psi3"]  # ALA has no chi1
+    values = observables.values(peptide(phi, psi))
+    assert values.shape == (3, 6)
+    assert np.allclose(wrap(values[:, 0::2] - phi), 0.0, atol=1e-6)
+    assert np.allclose(wrap(values[:, 1::2] - psi), 0.0, atol=1e-6)
+    assert np.all((values > -180.0) & (values <= 180.0))
+    assert observables.values(peptide(phi, psi)[0]).shape == (6,)
+
+
+def wrap(degrees):
+    return (np.asarray(degrees) + 180.0) % 360.0 - 180.0
+
+
+def _dihedral(p0, p1, p2, p3):
+    """IUPAC dihedral in degrees from four points (written independently of the package)."""
+    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
+    b1 = b1 / np.linalg.norm(b1)
+    v = b0 - np.dot(b0, b1) * b1
+    w = b2 - np.dot(b2, b1) * b1
+    return math.degrees(math.atan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
+
+
+def test_dihedrals_of_random_points():
+    points = np.random.default_rng(3).normal(size=(5, 6, 3))
+    quads = np.array([[0, 1, 2, 3], [5, 4, 3, 2], [1, 3, 0, 5]])
+    measured = dihedrals(points, quads)
+    assert measured.shape == (5, 3)
+    for f in range(5):
+        for q, quad in enumerate(quads):
+            assert measured[f, q] == pytest.approx(_dihedral(*points[f, quad]), abs=1e-9)
+
+
+def test_torsions_of_the_alanine_dipeptide_structure():
+    from openmm import app, unit
+
+    from openmm_timewarp import systems
+    from openmm_timewarp.analysis import load_trajectory
+
+    path = systems.structure_path("alanine-dipeptide")
+    pdb = app.PDBFile(path)
+    index = {(a.residue.name, a.name): a.index for a in pdb.topology.atoms()}
+    xyz = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    expected_phi = _dihedral(*(xyz[index[k]] for k in [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C")]))
+    expected_psi = _dihedral(*(xyz[index[k]] for k in [("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]))
+    observables = PeptideObservables(pdb.topology)
+    assert [r.label for r in observables.residues] == ["ALA2"]
+    assert np.allclose(observables.values(xyz), [expected_phi, expected_psi], atol=1e-9)
+    phi, psi = torsions_from_positions(pdb.positions, pdb.topology)
+    assert phi.shape == (1, 1) and psi.shape == (1, 1)
+    assert phi[0, 0] == pytest.approx(expected_phi, abs=1e-3) and psi[0, 0] == pytest.approx(expected_psi, abs=1e-3)
+    from_file = observables.values(load_trajectory(path, path).xyz.astype(float))
+    assert from_file[0] == pytest.approx([expected_phi, expected_psi], abs=1e-3)

@@ -10,6 +10,7 @@ import pytest
 from openmm import unit
 
 from openmm_timewarp.data import dataset as ds
+from openmm_timewarp.data import rundir
 from openmm_timewarp.data import simulate as md
 
 PEPTIDES = ["AK", "GA", "DE", "WY", "PQ", "HS"]
@@ -166,7 +167,7 @@ def _copy_run(data_root, tmp_path, name="AK"):
 
 def test_truncated_trajectory_is_reported(data_root, tmp_path):
     run = _copy_run(data_root, tmp_path)
-    path = run / md.TRAJECTORY_FILE
+    path = run / rundir.TRAJECTORY_FILE
     with open(path, "r+b") as handle:
         handle.truncate(os.path.getsize(path) - 100)
     with pytest.raises(ValueError, match=r"trajectory.dcd' is truncated: it holds 29 whole frames but its metadata records 30"):
@@ -175,7 +176,7 @@ def test_truncated_trajectory_is_reported(data_root, tmp_path):
 
 def test_corrupt_trajectory_is_reported(data_root, tmp_path):
     run = _copy_run(data_root, tmp_path)
-    path = run / md.TRAJECTORY_FILE
+    path = run / rundir.TRAJECTORY_FILE
     with open(path, "r+b") as handle:
         handle.write(b"garbage!")
     with pytest.raises(ValueError, match=r"trajectory.dcd' is not a DCD trajectory"):
@@ -195,6 +196,6 @@ def test_corrupt_trajectory_is_reported(data_root, tmp_path):
 def test_missing_or_bad_metadata(tmp_path):
     with pytest.raises(FileNotFoundError, match="no metadata.json"):
         ds.Trajectory(str(tmp_path))
-    (tmp_path / md.METADATA_FILE).write_text("{not json")
+    (tmp_path / rundir.METADATA_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="metadata.json' is not valid JSON"):
         ds.Trajectory(str(tmp_path))

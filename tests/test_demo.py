@@ -1,55 +1,51 @@
-"""``openmm-timewarp demo``: argument handling, the clear error without the model, a very short run."""
+"""``openmm-timewarp demo``: a very short run end to end, and the clear errors for bad arguments."""
 
 import json
 
 import pytest
 
+import openmm_timewarp
 from openmm_timewarp import cli
 
 
-@pytest.fixture
-def tiny_flow(tmp_path):
-    import torch
-
-    from openmm_timewarp.flow.cartesian.export import export_flow
-    from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
-
-    torch.manual_seed(1)
-    flow = TimewarpFlow(FlowConfig(embedding=8, hidden=12, layers=2, length_scales=[0.1, 0.3], position_scale=0.002))
-    path = str(tmp_path / "tiny.pt")
-    export_flow(flow, path, temperature=310.0, tau_ps=0.0, force_field="amber99sbildn-obc", num_atoms=22)
-    return path
-
-
-def test_demo_without_the_shipped_model_says_what_to_do(monkeypatch, capsys, tmp_path):
-    import openmm_timewarp.models as models
-
-    monkeypatch.setattr(models, "list_models", lambda: [])
-    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 2
-    error = capsys.readouterr().err
-    assert "'alanine-dipeptide' is not installed" in error and "--flow" in error
+def test_demo_rejects_a_non_positive_duration(tmp_path, capsys):
+    for minutes in ("0", "-1"):
+        assert cli.main(["demo", "--minutes", minutes, "--out", str(tmp_path / "demo"), "--no-progress"]) == 2
+        assert "--minutes must be positive" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()
 
 
-def test_demo_rejects_bad_arguments(capsys, tmp_path, tiny_flow):
-    assert cli.main(["demo", "--minutes", "0", "--flow", tiny_flow, "--out", str(tmp_path)]) == 2
-    assert "--minutes" in capsys.readouterr().err
-    assert cli.main(["demo", "--flow", str(tmp_path / "missing.pt"), "--out", str(tmp_path)]) == 2
+def test_demo_rejects_an_unknown_model(tmp_path, capsys):
+    assert cli.main(["demo", "--flow", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "demo")]) == 2
     assert "neither a file nor an installed model" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["demo", "--md", "md-3fs"])
+    assert not (tmp_path / "demo").exists()
 
 
-def test_demo_runs_end_to_end(tiny_flow, tmp_path, capsys):
+def shipped_model():
+    return next((name for name in ("alanine-dipeptide", "alanine-dipeptide-cartesian")
+                 if name in openmm_timewarp.list_models()), None)
+
+
+@pytest.mark.skipif(shipped_model() is None, reason="no shipped alanine-dipeptide model is installed "
+                                                    "(openmm_timewarp.list_models() has neither name)")
+def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = cli.main(["demo", "--minutes", "0.02", "--flow", tiny_flow, "--cores", "1", "--md", "md-2fs-hmr",
-                     "--out", str(out), "--no-progress"])
-    assert code == 0
+    assert cli.main(["demo", "--minutes", "0.05", "--flow", shipped_model(), "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    for text in ("acceptance", "ESS/s sin_phi", "speed-up", "State populations", "reference", "timewarp-mh"):
+    for text in ("Timewarp MH moves", "3 s per method", "acceptance", "ESS/s block", "Populations", "reference",
+                 "First visits", "Time to accuracy", "md-1fs", "md-2fs-hmr", "timewarp-mh"):
         assert text in printed, text
-    assert (out / "ramachandran.png").stat().st_size > 1000
-    with open(out / "benchmark.json", encoding="utf-8") as handle:
-        result = json.load(handle)
-    assert list(result["methods"]) == ["md-2fs-hmr", "timewarp-mh"]
-    assert set(result["speed_ups"]) == {"timewarp-mh"}
+    result = json.loads((out / "benchmark.json").read_text())
+    assert list(result["methods"]) == ["md-1fs", "md-2fs-hmr", "timewarp-mh"]
+    assert result["title"] == "alanine dipeptide, 310 K" and result["settings"]["budget_s"] == pytest.approx(3.0)
+    assert result["settings"]["options"]["flow"].endswith(".pt")
+    timewarp = result["methods"]["timewarp-mh"]
+    assert timewarp["role"] == "timewarp" and timewarp["boltzmann"] and timewarp["samples"] >= timewarp["replicas"]
+    assert timewarp["statistics"]["proposals"] > 0 and 0.0 <= timewarp["statistics"]["acceptance_rate"] <= 1.0
+    for summary in result["methods"].values():
+        populations = [summary["states"][s]["population"] for s in summary["checked_states"]]
+        assert summary["checked_states"] == ["ALA2:beta", "ALA2:alphaR", "ALA2:phi_positive"]
+        assert sum(populations) == pytest.approx(1.0)
+    assert set(result["comparisons"]["timewarp-mh"]["speed_up"]) == set(timewarp["states"])
+    for name in ("ramachandran-ALA2.png", "error_vs_time.png", "ess_per_s.png", "samples.npz"):
+        assert (out / name).stat().st_size > 1000, name

@@ -17,7 +17,7 @@ def test_example_runs_quick(script, tmp_path):
     if script in NEEDS_SHIPPED_MODEL:
         assert "alanine-dipeptide" in list_models()
     args = [sys.executable, os.path.join(EXAMPLES, script), "--quick"]
-    if script == "train_your_own.py":
+    if script in ("train_your_own.py", "fit_your_own.py"):
         args += ["--out", str(tmp_path / "run")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

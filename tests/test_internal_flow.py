@@ -123,7 +123,7 @@ def test_log_jacobian_matches_autograd(molecule):
 
 
 def perturbed_internal_flow(num_atoms, conditional, seed, bond=(0.15, 0.012), angle=(2.0, 0.2), scale=0.3,
-                            config=None):
+                            config=None, rigid=()):
     """An internal-coordinate flow moved away from the identity (every spline asymmetric)."""
     config = config or InternalFlowConfig(conditional=conditional, hidden=16, depth=1, torsion_layers=2,
                                           geometry_layers=2, context=8)
@@ -131,7 +131,8 @@ def perturbed_internal_flow(num_atoms, conditional, seed, bond=(0.15, 0.012), an
         torch.manual_seed(seed)  # the layers' initial weights too
         flow = InternalCoordinateFlow(num_atoms, config, torch.full((num_atoms - 1,), bond[0]),
                                       torch.full((num_atoms - 1,), bond[1]), torch.full((num_atoms - 2,), angle[0]),
-                                      torch.full((num_atoms - 2,), angle[1]), torch.zeros(num_atoms - 3))
+                                      torch.full((num_atoms - 2,), angle[1]), torch.zeros(num_atoms - 3),
+                                      torch.full((num_atoms - 3,), 0.1), rigid)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in flow.parameters():

@@ -15,6 +15,7 @@ import pytest
 from openmm import unit
 
 from openmm_timewarp import cli, systems
+from openmm_timewarp.data import dcd, pool, rundir
 from openmm_timewarp.data import simulate as md
 from openmm_timewarp.data.dataset import Trajectory
 
@@ -30,8 +31,8 @@ def _frames(directory):
     """All frames of a run, read independently of the dataset code (mdtraj), nm."""
     import mdtraj
 
-    path = os.path.join(directory, md.TRAJECTORY_FILE)
-    return mdtraj.load_dcd(path, top=os.path.join(directory, md.TOPOLOGY_FILE)).xyz
+    path = os.path.join(directory, rundir.TRAJECTORY_FILE)
+    return mdtraj.load_dcd(path, top=os.path.join(directory, rundir.TOPOLOGY_FILE)).xyz
 
 
 def _assert_no_repeats(frames):
@@ -45,7 +46,7 @@ def test_run_writes_trajectory_topology_and_metadata(tmp_path):
     assert result.complete and result.frames == result.new_frames == 20
     directory = tmp_path / "ACE-A-NME"
     assert result.directory == str(directory)
-    meta = json.loads((directory / md.METADATA_FILE).read_text())
+    meta = json.loads((directory / rundir.METADATA_FILE).read_text())
     assert meta["sequence"] == "A" and meta["capped"] is True
     assert meta["preset"]["name"] == "amber99sbildn-obc"
     assert meta["preset"]["files"] == ["amber99sbildn.xml", "amber99_obc.xml"]
@@ -61,10 +62,10 @@ def test_run_writes_trajectory_topology_and_metadata(tmp_path):
     frames = _frames(str(directory))
     assert frames.shape == (20, 22, 3)
     _assert_no_repeats(frames)
-    layout = md.read_dcd_layout(str(directory / md.TRAJECTORY_FILE))
+    layout = dcd.read_dcd_layout(str(directory / rundir.TRAJECTORY_FILE))
     assert layout.frames_in_header == layout.frames_in_file == 20
     # the topology PDB is the minimised start and loads as a peptide
-    topology, _ = systems.read_pdb(str(directory / md.TOPOLOGY_FILE))
+    topology, _ = systems.read_pdb(str(directory / rundir.TOPOLOGY_FILE))
     assert systems.sequence_of(topology) == ("A", True)
     # a repeated call has nothing left to do
     again = md.simulate(str(tmp_path), "A", production=0.4 * unit.picosecond, hydrogen_mass=3.0,
@@ -84,8 +85,8 @@ def test_resume_after_interruption_is_exact(tmp_path):
     with pytest.raises(Interrupt):
         md.simulate(str(tmp_path / "cut"), "A", callback=stop_at_37, **settings)
     directory = str(tmp_path / "cut" / "ACE-A-NME")
-    assert md.read_dcd_layout(os.path.join(directory, md.TRAJECTORY_FILE)).frames_in_file == 37
-    assert md.read_metadata(directory)["num_frames"] == 30  # the last checkpoint
+    assert dcd.read_dcd_layout(os.path.join(directory, rundir.TRAJECTORY_FILE)).frames_in_file == 37
+    assert rundir.read_metadata(directory)["num_frames"] == 30  # the last checkpoint
 
     resumed = md.simulate(str(tmp_path / "cut"), "A", **settings)
     assert resumed.frames == 60 and resumed.new_frames == 30 and resumed.complete
@@ -107,10 +108,10 @@ def test_longer_production_extends_a_finished_run(tmp_path):
 
 
 def test_killed_process_resumes_without_gaps_or_duplicates(tmp_path):
-    args = ["simulate", "A", "--capped", "--save-interval", "0.05", "--production", "0.04", "--equilibration", "0.1",
-            "--checkpoint-interval", "25", "--seed", "7", "--no-progress"]
+    args = ["simulate", "A", "--capped", "--save-interval-ps", "0.05", "--production-ns", "0.04",
+            "--equilibration-ps", "0.1", "--checkpoint-interval", "25", "--seed", "7", "--no-progress"]
     killed_out, whole_out = str(tmp_path / "killed"), str(tmp_path / "whole")
-    checkpoint = os.path.join(killed_out, "ACE-A-NME", md.CHECKPOINT_FILE)
+    checkpoint = os.path.join(killed_out, "ACE-A-NME", rundir.CHECKPOINT_FILE)
     process = subprocess.Popen([sys.executable, "-m", "openmm_timewarp.cli", *args, "-o", killed_out],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -128,7 +129,7 @@ def test_killed_process_resumes_without_gaps_or_duplicates(tmp_path):
     finally:
         process.wait()
     directory = os.path.join(killed_out, "ACE-A-NME")
-    assert md.read_metadata(directory)["complete"] is False
+    assert rundir.read_metadata(directory)["complete"] is False
 
     assert cli.main([*args, "-o", killed_out]) == 0
     assert cli.main([*args, "-o", whole_out]) == 0
@@ -155,13 +156,13 @@ def test_bad_settings_have_clear_errors(tmp_path):
 
 def test_truncate_dcd(tmp_path):
     run = md.simulate(str(tmp_path), "A", production=0.1 * unit.picosecond, **FAST)
-    path = os.path.join(run.directory, md.TRAJECTORY_FILE)
+    path = os.path.join(run.directory, rundir.TRAJECTORY_FILE)
     before = _frames(run.directory)
-    layout = md.truncate_dcd(path, 4)
+    layout = dcd.truncate_dcd(path, 4)
     assert layout.frames_in_header == layout.frames_in_file == 4
     np.testing.assert_array_equal(_frames(run.directory), before[:4])
     with pytest.raises(ValueError, match="holds 4 frames but its checkpoint says 9"):
-        md.truncate_dcd(path, 9)
+        dcd.truncate_dcd(path, 9)
 
 
 def test_start_from_pdb_and_torsions(tmp_path):
@@ -169,7 +170,7 @@ def test_start_from_pdb_and_torsions(tmp_path):
 
     run = md.simulate(str(tmp_path), start_pdb=structure_path("alanine-dipeptide"), name="from-pdb",
                       production=0.05 * unit.picosecond, temperature=600.0, **FAST)
-    meta = md.read_metadata(run.directory)
+    meta = rundir.read_metadata(run.directory)
     assert (meta["sequence"], meta["capped"], meta["temperature_K"]) == ("A", True, 600.0)
     assert meta["settings"]["start"]["kind"] == "pdb"
     with pytest.raises(ValueError, match="holds ACE-A-NME, not AK"):
@@ -179,10 +180,10 @@ def test_start_from_pdb_and_torsions(tmp_path):
     import mdtraj
 
     run = md.simulate(str(tmp_path), "A", phi=60.0, psi=40.0, name="alphaL", production=0.1 * unit.picosecond, **FAST)
-    phi = mdtraj.compute_phi(mdtraj.load_dcd(os.path.join(run.directory, md.TRAJECTORY_FILE),
-                                             top=os.path.join(run.directory, md.TOPOLOGY_FILE)))[1]
+    phi = mdtraj.compute_phi(mdtraj.load_dcd(os.path.join(run.directory, rundir.TRAJECTORY_FILE),
+                                             top=os.path.join(run.directory, rundir.TOPOLOGY_FILE)))[1]
     assert np.all(phi > 0)
-    assert md.read_metadata(run.directory)["settings"]["start"] == {"kind": "built", "phi_deg": 60.0, "psi_deg": 40.0}
+    assert rundir.read_metadata(run.directory)["settings"]["start"] == {"kind": "built", "phi_deg": 60.0, "psi_deg": 40.0}
 
 
 ALL_DIPEPTIDES = ["".join(p) for p in itertools.product(sorted(systems.AMINO_ACIDS), repeat=2)]
@@ -192,24 +193,24 @@ ALL_DIPEPTIDES = ["".join(p) for p in itertools.product(sorted(systems.AMINO_ACI
 def test_shards_cover_every_sequence_once(count):
     shuffled = ALL_DIPEPTIDES + ALL_DIPEPTIDES[:5]  # duplicates are run once
     random.Random(count).shuffle(shuffled)
-    shards = [md.shard_sequences(shuffled, i, count) for i in range(count)]
+    shards = [pool.shard_sequences(shuffled, i, count) for i in range(count)]
     together = [s for shard in shards for s in shard]
     assert sorted(together) == sorted(ALL_DIPEPTIDES)
     assert len(together) == len(set(together))
     # the partition does not depend on the order the list is given in
-    assert shards == [md.shard_sequences(sorted(ALL_DIPEPTIDES, reverse=True), i, count) for i in range(count)]
+    assert shards == [pool.shard_sequences(sorted(ALL_DIPEPTIDES, reverse=True), i, count) for i in range(count)]
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
 def test_parse_shard():
-    assert md.parse_shard("2/5") == (2, 5)
+    assert pool.parse_shard("2/5") == (2, 5)
     for bad in ("5/5", "-1/3", "1", "a/b", "1/0"):
         with pytest.raises(ValueError, match="shard"):
-            md.parse_shard(bad)
+            pool.parse_shard(bad)
 
 
 def test_many_peptides_in_worker_processes(tmp_path):
-    results = md.simulate_many(["GA", "AK", "ga"], str(tmp_path), workers=2, production=0.05 * unit.picosecond,
+    results = pool.simulate_many(["GA", "AK", "ga"], str(tmp_path), workers=2, production=0.05 * unit.picosecond,
                                **dict(FAST, capped=False, progress=False))
     assert [r.name for r in results] == ["AK", "GA"]
     assert all(r.error is None and r.frames == 5 for r in results)
@@ -218,7 +219,8 @@ def test_many_peptides_in_worker_processes(tmp_path):
 
 def test_cli(tmp_path, capsys):
     out = str(tmp_path)
-    common = ["--save-interval", "0.01", "--production", "0.0001", "--equilibration", "0.01", "--no-progress", "-o", out]
+    common = ["--save-interval-ps", "0.01", "--production-ns", "0.0001", "--equilibration-ps", "0.01", "--no-progress",
+              "-o", out]
     assert cli.main(["simulate", "AZ", *common]) == 2
     assert "unknown residue letter" in capsys.readouterr().err
     sequences = tmp_path / "splits.json"
@@ -229,3 +231,8 @@ def test_cli(tmp_path, capsys):
     # sorted train list AK, DE, GA: shard 1 of 2 is DE
     assert sorted(os.listdir(out)) == ["DE", "splits.json"]
     assert "DE: 10 frames (10 new), complete" in capsys.readouterr().out
+    # flags with units name them; the unitless spellings (or prefixes of the new ones) are refused
+    for old in ("--production", "--save-interval", "--timestep", "--temperature"):
+        with pytest.raises(SystemExit):
+            cli.main(["simulate", "AK", old, "1", "-o", out])
+        assert "unrecognized arguments" in capsys.readouterr().err

@@ -1,30 +1,57 @@
-"""``openmm-timewarp analyze``: torsions, states, ESS, Ramachandran and TICA plots of trajectories.
+"""``openmm-timewarp analyze``: macrostates, populations, ESS and Ramachandran plots of peptide runs.
 
-Each trajectory file is one run. For alanine dipeptide (one phi, one psi) it prints state
-populations with block error bars (and their agreement with the reference, ``--reference``) and
-the ESS table; for longer peptides the ESS of every torsion. It writes ``analysis.json``,
-``ramachandran.png`` and, with TICA, ``tica.png`` into ``--out``.
+Each trajectory file is one run of the peptide in ``--top`` (any peptide of standard residues,
+capped or zwitterionic). For every run it reports, per residue, the population of every
+macrostate of :mod:`.peptide` with its block standard error (:func:`.estimates.state_estimates`),
+the block and windowed (Sokal) ESS of each state indicator (per wall-clock second with
+``--wall-seconds``) and the time each state is first visited; for peptides with more than one
+residue, the same for joint states. With a reference (``--reference``, used automatically for
+alanine dipeptide) it adds |ln(p / p_ref)| and z-scores, the states the run missed (reference
+population at least 1%, never visited) and the Jensen-Shannon divergence of every residue's
+Ramachandran histogram. It prints tables and writes ``analysis.json``, one
+``ramachandran_<residue>.png`` per residue and, with ``--tica``, ``tica.png`` into ``--out``.
+
+Frame k of a run is taken at time (k + 1) x the frame interval, as a reporter writes its first
+frame one interval into the run.
 """
 
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .autocorrelation import effective_sample_size
+from .divergence import jensen_shannon_divergence, torsion_histogram
+from .estimates import log_ratio_error, state_estimates, weighted_estimate, z_score
+from .peptide import PeptideObservables
+from .reference import Reference
+
+JSD_BINS = 36
+MISSED_THRESHOLD = 0.01
+MAX_JOINT_ROWS = 12
+ALANINE_DIPEPTIDE = ("ACE", "ALA", "NME")
+
+
+class AnalysisError(Exception):
+    """An input the analysis cannot use (the message says why)."""
+
 
 def add_arguments(parser):
     parser.add_argument("trajectories", nargs="+", help="trajectory files (DCD, XTC, ...); each is one run")
     parser.add_argument("--top", required=True, help="topology PDB of the trajectories")
+    parser.add_argument("--reference", nargs="?", const="", metavar="PATH_OR_DIR",
+                        help="reference.json (or a folder holding one) to compare with; alone: the packaged "
+                             "alanine-dipeptide reference (used automatically for alanine dipeptide)")
     parser.add_argument("--out", default="timewarp-analysis", help="output folder (default: %(default)s)")
-    parser.add_argument("--reference", action="store_true",
-                        help="compare with the packaged alanine-dipeptide 310 K reference (or --reference-file)")
-    parser.add_argument("--reference-file", metavar="JSON", help="a reference JSON in the packaged format; "
-                        "implies --reference")
     parser.add_argument("--labels", nargs="+", help="run names (default: file names)")
     parser.add_argument("--frame-ps", type=float, help="simulated ps between frames (default: from the DCD "
                         "header, else 1)")
-    parser.add_argument("--wall-seconds", type=float, nargs="+", help="wall-clock seconds of each run, for ESS/s "
-                        "and speed-ups (vs the first run)")
-    parser.add_argument("--block-ps", type=float, help="block length for error bars and block ESS (default: a "
-                        "twentieth of each run)")
+    parser.add_argument("--wall-seconds", type=float, nargs="+", help="wall-clock seconds of each run, for ESS/s")
+    parser.add_argument("--blocks", type=int, default=20, help="blocks per run for error bars and block ESS "
+                        "(default: %(default)s)")
     parser.add_argument("--stride", type=int, default=1, help="read every n-th frame")
     parser.add_argument("--tica", action="store_true", help="TICA: fit on --tica-fit (default: the first run)")
     parser.add_argument("--tica-fit", nargs="+", help="trajectories to fit TICA on (e.g. reference MD); implies --tica")
@@ -32,147 +59,463 @@ def add_arguments(parser):
     parser.add_argument("--max-kT", type=float, help="top of the free-energy colour scale")
 
 
-def _frame_ps(args, path):
+# ---------------------------------------------------------------- inputs
+
+
+def peptide_observables(topology, name: str = "the topology") -> PeptideObservables:
+    """The observables of a peptide topology, or an :class:`AnalysisError` saying it is not one."""
+    try:
+        return PeptideObservables(topology)
+    except ValueError as error:
+        raise AnalysisError(f"{name}: {error}") from error
+
+
+def is_alanine_dipeptide(topology, observables: PeptideObservables) -> bool:
+    """Whether the topology is ACE-ALA-NME: the single residue ``ALA2`` between the caps."""
+    names = tuple(residue.name for residue in topology.residues())
+    return names == ALANINE_DIPEPTIDE and [r.label for r in observables.residues] == ["ALA2"]
+
+
+def molecule_name(topology) -> str:
+    """The peptide's name as references record it (``ACE-AA-NME``, ``AK``)."""
+    from .. import systems
+
+    try:
+        return systems.peptide_name(*systems.sequence_of(topology))
+    except ValueError as error:
+        raise AnalysisError(f"cannot name the molecule to check a reference against: {error}") from error
+
+
+def choose_reference(option: Optional[str], topology, observables: PeptideObservables) -> Optional[Reference]:
+    """The reference to compare with: ``option`` (``""``: the packaged one); without it, the packaged
+    one for alanine dipeptide and none otherwise.
+
+    Raises
+    ------
+    AnalysisError
+        The reference cannot be read, or is for another molecule.
+    """
+    from .reference import load_reference
+
+    if option is None and not is_alanine_dipeptide(topology, observables):
+        return None
+    try:
+        reference = load_reference(option or None)
+    except (OSError, ValueError, KeyError) as error:
+        raise AnalysisError(str(error)) from error
+    molecule = molecule_name(topology)
+    if reference.molecule != molecule:
+        raise AnalysisError(f"the reference is for {reference.molecule}, the topology is {molecule}: give a "
+                            f"reference of {molecule} (make one with 'openmm-timewarp reference').")
+    return reference
+
+
+def trajectory_atom_count(path) -> Optional[int]:
+    """Atoms per frame of a trajectory file (None if the format does not say without a topology)."""
+    import mdtraj
+
+    try:
+        with mdtraj.open(str(path)) as handle:
+            return int(handle.read(n_frames=1)[0].shape[1])
+    except Exception:  # formats that need a topology to read, or no frame at all
+        return None
+
+
+def load_run(path, top, num_atoms: int, stride: int):
+    """A trajectory as mdtraj.Trajectory, after checking it has the topology's atoms."""
+    from .torsions import load_trajectory
+
+    if not Path(path).is_file():
+        raise AnalysisError(f"no trajectory file at {str(path)!r}.")
+    count = trajectory_atom_count(path)
+    if count is not None and count != num_atoms:
+        raise AnalysisError(f"{path} has {count} atoms per frame, the topology {top} has {num_atoms}: "
+                            f"they are not the same molecule.")
+    try:
+        return load_trajectory(path, top, stride)
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"cannot read {path} with the topology {top}: {error}") from error
+
+
+def frame_interval_ps(frame_ps: Optional[float], stride: int, path) -> float:
+    """Simulated ps between the frames read: ``frame_ps``, else the DCD header, else 1 (with a warning)."""
     from .torsions import dcd_frame_interval_ps
 
-    if args.frame_ps is not None:
-        return args.frame_ps * args.stride
+    if frame_ps is not None:
+        return frame_ps * stride
     if str(path).lower().endswith(".dcd"):
         value = dcd_frame_interval_ps(path)
         if value is not None:
-            return value * args.stride
+            return value * stride
     print(f"warning: no frame interval known for {path}; using 1 ps per frame (set --frame-ps)", file=sys.stderr)
-    return 1.0 * args.stride
+    return 1.0 * stride
 
 
-def _speed_up_section(reports, labels, wall, reference):
-    from .populations import missed_states
-    from .speedup import speed_ups
+# ---------------------------------------------------------------- one run
 
-    visited = {}
-    if reference is not None:
-        visited = reference["populations"]
-    else:
-        for report in reports:
-            for name, p in report.get("populations", {}).get("populations", {}).items():
-                visited[name] = max(visited.get(name, 0.0), p)
-    missed = [missed_states(r["populations"]["populations"], visited) if "populations" in r else [] for r in reports]
-    rates = [{"wall_s": w, "ess": {k: v["ess"] for k, v in r["ess"].items()}} for r, w in zip(reports, wall)]
-    rates_blocks = [{"wall_s": w, "ess": {k: v["ess_blocks"] for k, v in r["ess"].items() if "ess_blocks" in v}}
-                    for r, w in zip(reports, wall)]
+
+def first_visit(indicator: np.ndarray, interval: float) -> Optional[float]:
+    """Time of the first frame in a state, (index + 1) x ``interval``; None if never visited."""
+    hits = np.flatnonzero(indicator)
+    return float((hits[0] + 1) * interval) if len(hits) else None
+
+
+def windowed_ess(series: np.ndarray) -> float:
+    """Sokal-window ESS of one series (0 for fewer than two samples)."""
+    series = np.asarray(series, dtype=float)
+    return effective_sample_size(series) if len(series) > 1 else 0.0
+
+
+def joint_indicators(observables: PeptideObservables, values: np.ndarray,
+                     extra_names: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+    """Indicator of every joint state visited (and of ``extra_names``, e.g. the reference's)."""
+    labels = observables.joint_labels(values)
+    names = sorted(set(labels) | set(extra_names))
+    return {name: labels == name for name in names}
+
+
+def state_table(indicators: Dict[str, np.ndarray], frame_ps: float, num_blocks: int, wall_s: Optional[float] = None,
+                reference_states: Optional[Dict[str, Dict[str, float]]] = None) -> Dict[str, Dict[str, Any]]:
+    """Population, block error, block and windowed ESS, first visit (and reference agreement) of every state.
+
+    Parameters
+    ----------
+    indicators : dict
+        State name -> bool array over the run's frames.
+    frame_ps : float
+        Simulated ps between frames.
+    num_blocks : int
+        Blocks for the standard error and block ESS.
+    wall_s : float, optional
+        Wall-clock seconds of the run: adds ESS per second and first visits in wall-clock seconds.
+    reference_states : dict, optional
+        State name -> {"population", "stderr"}: adds ``reference``, ``reference_stderr``,
+        ``error_kT`` (|ln(p / p_ref)|) and ``z`` for the states it holds.
+
+    Returns
+    -------
+    dict
+        State name -> figures.
+    """
+    estimates = state_estimates(indicators, num_blocks=num_blocks)
+    frames = len(next(iter(indicators.values()))) if indicators else 0
+    table = {}
+    for name, indicator in indicators.items():
+        estimate = estimates[name]
+        entry = {"population": estimate["population"], "stderr": estimate["stderr"], "ess_block": estimate["ess"],
+                 "ess_window": windowed_ess(indicator), "first_visit_ps": first_visit(indicator, frame_ps)}
+        if wall_s is not None:
+            entry.update(ess_block_per_s=entry["ess_block"] / wall_s, ess_window_per_s=entry["ess_window"] / wall_s,
+                         first_visit_wall_s=first_visit(indicator, wall_s / max(frames, 1)))
+        if reference_states and name in reference_states:
+            entry.update(reference_comparison(entry["population"], entry["stderr"], reference_states[name]))
+        table[name] = entry
+    return table
+
+
+def reference_comparison(population: float, stderr: float, reference: Dict[str, float]) -> Dict[str, float]:
+    """p_ref, its error, |ln(p / p_ref)| (kT; None where neither visits the state) and the z-score of one state."""
+    p_ref, se_ref = reference["population"], reference["stderr"]
+    error = None if population <= 0.0 and p_ref <= 0.0 else log_ratio_error(population, p_ref)
+    return {"reference": p_ref, "reference_stderr": se_ref, "error_kT": error,
+            "z": z_score(population, stderr, p_ref, se_ref)}
+
+
+def missed_states(table: Dict[str, Dict[str, Any]], reference_states: Dict[str, Dict[str, float]],
+                  threshold: float = MISSED_THRESHOLD) -> List[str]:
+    """States with reference population at least ``threshold`` that the run never visited."""
+    return [name for name, ref in reference_states.items()
+            if ref["population"] >= threshold and name in table and table[name]["population"] <= 0.0]
+
+
+def ramachandran_columns(observables: PeptideObservables) -> Dict[str, tuple]:
+    """Residue label -> (phi column, psi column) of every residue with both torsions (proline included)."""
+    residues = list(observables.topology.residues())
+    pairs: Dict[int, Dict[str, int]] = {}
+    for column, torsion in enumerate(observables.torsions):
+        if torsion.kind in ("phi", "psi"):
+            pairs.setdefault(torsion.residue, {})[torsion.kind] = column
+    return {f"{residues[k].name}{residues[k].id}": (p["phi"], p["psi"])
+            for k, p in sorted(pairs.items()) if "phi" in p and "psi" in p}
+
+
+def reference_counts(reference: Optional[Reference], residue: str, bins: Optional[int] = None) -> Optional[np.ndarray]:
+    """The reference's (phi, psi) counts of a residue, rebinned to ``bins`` where possible (None if absent)."""
+    if reference is None or residue not in reference.histograms:
+        return None
+    counts = reference.histograms[residue]
+    if bins is None or counts.shape[0] % bins:
+        return counts
+    return reference.histogram(residue, bins)
+
+
+def residue_jsd(observables: PeptideObservables, values: np.ndarray, reference: Reference) -> Dict[str, float]:
+    """Jensen-Shannon divergence (nats) of every residue's Ramachandran histogram from the reference's."""
     out = {}
-    for k in range(1, len(reports)):
-        out[labels[k]] = {
-            "baseline": labels[0],
-            "missed_states": missed[k],
-            "baseline_missed_states": missed[0],
-            "ess": speed_ups(rates[k], rates[0], missed[k], missed[0]),
-            "ess_blocks": speed_ups(rates_blocks[k], rates_blocks[0], missed[k], missed[0]),
-        }
+    for label, (phi, psi) in ramachandran_columns(observables).items():
+        counts = reference_counts(reference, label, JSD_BINS)
+        if counts is not None:
+            run = torsion_histogram(values[:, phi], values[:, psi], counts.shape[0])
+            out[label] = jensen_shannon_divergence(run, counts)
     return out
 
 
-def _fit_tics(args, trajectories):
-    from .tica import fit_tica, project, tica_features
-    from .torsions import load_trajectory
+def analyze_run(observables: PeptideObservables, values: np.ndarray, frame_ps: float, num_blocks: int = 20,
+                wall_s: Optional[float] = None, reference: Optional[Reference] = None) -> Dict[str, Any]:
+    """Every figure of one run from its torsions.
 
-    if args.tica_fit:
-        fit_on = [load_trajectory(p, args.top, args.stride) for p in args.tica_fit]
-    else:
-        fit_on = trajectories[:1]
-    model = fit_tica([tica_features(t) for t in fit_on], lag=args.tica_lag)
-    return [project(model, tica_features(t)) for t in trajectories]
+    Parameters
+    ----------
+    observables : PeptideObservables
+    values : numpy.ndarray [frames, torsions]
+        Degrees, columns as ``observables.torsions``.
+    frame_ps : float
+        Simulated ps between frames.
+    num_blocks : int
+        Blocks for standard errors and block ESS.
+    wall_s : float, optional
+        Wall-clock seconds of the run.
+    reference : Reference, optional
+        Of the same molecule.
 
-
-def _histogram_counts(reference):
-    if reference is None or "phi_psi_histogram" not in reference:
-        return None
-    return reference["phi_psi_histogram"]["counts"]
-
-
-def _print_dipeptide(report):
-    from .report import populations_table
-
-    print(populations_table(report))
-    visits = ", ".join(f"{s} {v:g}" if v is not None else f"{s} never" for s, v in report["first_visit_ps"].items())
-    print(f"entries into phi > 0: {report['entries_into_phi_positive']}; first visits (ps): {visits}")
-    section = report.get("reference", {})
-    if "jsd" in section:
-        bins = section["jsd_bins"]
-        print(f"Jensen-Shannon divergence vs reference ({bins}x{bins} bins, nats): {section['jsd']:.4f}")
-    if section.get("missed_states"):
-        print("missed states the reference visits: " + ", ".join(section["missed_states"]))
-
-
-def _analyze_run(args, path, torsions, dipeptide, wall_s, tics, reference):
-    from .report import analyze_dipeptide, analyze_peptide
-
-    phi, psi = torsions
-    frame_ps = _frame_ps(args, path)
-    block = None if args.block_ps is None else max(1, int(round(args.block_ps / frame_ps)))
-    if not dipeptide:
-        return analyze_peptide(phi, psi, frame_ps, wall_s, tics, block)
-    report = analyze_dipeptide(phi[:, 0], psi[:, 0], frame_ps, wall_s, block, reference, _histogram_counts(reference))
-    if tics is not None:
-        extra = analyze_peptide(phi, psi, frame_ps, wall_s, tics, block)["ess"]
-        report["ess"].update({name: v for name, v in extra.items() if name.startswith("TIC")})
+    Returns
+    -------
+    dict
+        ``frames``, ``frame_ps``, ``time_ps``, ``wall_s``, ``num_blocks``, ``residues`` (label ->
+        state table, see :func:`state_table`), ``joint_states`` (peptides of more than one
+        residue) and, with a reference, ``missed_states`` and ``jsd`` (residue -> nats).
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    indicators = observables.indicators(values, extra=True)
+    ref_states = reference.states if reference is not None else None
+    residues = {}
+    for residue in observables.residues:
+        names = [f"{residue.label}:{s}" for s in residue.states + residue.extra_states]
+        residues[residue.label] = state_table({n: indicators[n] for n in names}, frame_ps, num_blocks, wall_s,
+                                              ref_states)
+    report = {"frames": int(len(values)), "frame_ps": float(frame_ps), "time_ps": float(len(values) * frame_ps),
+              "wall_s": None if wall_s is None else float(wall_s), "num_blocks": int(num_blocks),
+              "residues": residues}
+    ref_joint = reference.joint_states if reference is not None else {}
+    if len(observables.residues) > 1:
+        joint = joint_indicators(observables, values, list(ref_joint))
+        report["joint_states"] = state_table(joint, frame_ps, num_blocks, wall_s, ref_joint)
+    if reference is not None:
+        flat = {name: entry for table in residues.values() for name, entry in table.items()}
+        report["missed_states"] = (missed_states(flat, reference.states) +
+                                   missed_states(report.get("joint_states", {}), ref_joint))
+        report["jsd"] = residue_jsd(observables, values, reference)
     return report
 
 
-def run(args):
-    from .plots import ramachandran_plot, tica_plot
-    from .reference import load_reference
-    from .report import ess_table, jsonable
-    from .torsions import backbone_torsions, load_trajectory, residue_torsions
+def tic_table(tics: np.ndarray, num_blocks: int, wall_s: Optional[float] = None) -> Dict[str, Dict[str, float]]:
+    """Block and windowed ESS of the first two TICs of a run (per second with ``wall_s``)."""
+    table = {}
+    for k in range(min(2, tics.shape[1])):
+        _, _, ess_block = weighted_estimate(tics[:, k], num_blocks=num_blocks)
+        entry = {"ess_block": ess_block, "ess_window": windowed_ess(tics[:, k])}
+        if wall_s is not None:
+            entry.update(ess_block_per_s=ess_block / wall_s, ess_window_per_s=entry["ess_window"] / wall_s)
+        table[f"TIC{k}"] = entry
+    return table
 
-    paths = [Path(p) for p in args.trajectories]
-    labels = args.labels or [p.stem for p in paths]
-    if len(labels) != len(paths):
-        print("error: give one label per trajectory", file=sys.stderr)
-        return 2
-    wall = args.wall_seconds or [None] * len(paths)
-    if len(wall) != len(paths):
-        print("error: give one --wall-seconds value per trajectory", file=sys.stderr)
-        return 2
-    reference = None
-    if args.reference or args.reference_file:
-        reference = load_reference(args.reference_file)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
-    trajectories = [load_trajectory(p, args.top, args.stride) for p in paths]
-    torsions = [backbone_torsions(t) for t in trajectories]
-    dipeptide = all(phi.shape[1] == 1 and psi.shape[1] == 1 for phi, psi in torsions)
-    tics = _fit_tics(args, trajectories) if (args.tica or args.tica_fit) else [None] * len(paths)
+def project_tics(trajectories, fit_paths, top, stride: int, lag: int, num_atoms: int) -> List[np.ndarray]:
+    """TICA fitted on ``fit_paths`` (default: the first run), every run projected onto it."""
+    from .tica import fit_tica, project, tica_features
 
-    reports = {}
-    for k, label in enumerate(labels):
-        report = _analyze_run(args, paths[k], torsions[k], dipeptide, wall[k], tics[k], reference)
-        report["trajectory"] = str(paths[k])
-        reports[label] = report
-        wall_text = f", {wall[k]:g} s wall" if wall[k] is not None else ""
-        print(f"== {label}: {report['samples']} frames, {report['time_ps'] / 1000:.4g} ns{wall_text}")
-        if dipeptide:
-            _print_dipeptide(report)
-        print(ess_table(report))
+    fit_on = [load_run(p, top, num_atoms, stride) for p in fit_paths] if fit_paths else trajectories[:1]
+    try:
+        model = fit_tica([tica_features(t) for t in fit_on], lag=lag)
+    except ValueError as error:
+        raise AnalysisError(f"TICA: {error}") from error
+    return [project(model, tica_features(t)) for t in trajectories]
+
+
+# ---------------------------------------------------------------- text and JSON
+
+
+def jsonable(value):
+    """numpy scalars and arrays to Python, non-finite floats to the strings "inf", "-inf", "nan"."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else str(float(value))
+    return value
+
+
+def _fmt(value, spec=".3g", width=9) -> str:
+    text = "-" if value is None else (str(value) if isinstance(value, float) and not math.isfinite(value)
+                                      else format(value, spec))
+    return f"{text:>{width}}"
+
+
+def state_lines(title: str, table: Dict[str, Dict[str, Any]], per_s: bool, with_reference: bool,
+                width: int = 14) -> List[str]:
+    """Rows of a state table: p, its error, block and windowed ESS (per s), first visit (reference agreement)."""
+    header = f"{title:<{width}}{'p':>9}{'+-':>9}{'ESS blk':>9}{'ESS win':>9}"
+    header += f"{'blk/s':>9}{'win/s':>9}" if per_s else ""
+    header += f"{'first ps':>9}"
+    header += f"{'p_ref':>9}{'|ln p/pr|':>10}{'z':>8}" if with_reference else ""
+    lines = [header]
+    for name, e in table.items():
+        short = name.split(":", 1)[1] if ":" in name else name
+        line = (f"  {short:<{width - 2}}{_fmt(e['population'], '.4f')}{_fmt(e['stderr'], '.2g')}"
+                f"{_fmt(e['ess_block'], '.4g')}{_fmt(e['ess_window'], '.4g')}")
+        if per_s:
+            line += _fmt(e["ess_block_per_s"]) + _fmt(e["ess_window_per_s"])
+        line += _fmt(e["first_visit_ps"], ".4g")
+        if with_reference:
+            line += (_fmt(e.get("reference"), ".4f") + _fmt(e.get("error_kT"), ".3f", 10) +
+                     _fmt(e.get("z"), ".2f", 8))
+        lines.append(line)
+    return lines
+
+
+def joint_rows(table: Dict[str, Dict[str, Any]], limit: int = MAX_JOINT_ROWS) -> Dict[str, Dict[str, Any]]:
+    """The ``limit`` most populated joint states (by run, then reference population)."""
+    order = sorted(table, key=lambda s: (-table[s]["population"], -table[s].get("reference", 0.0), s))
+    return {name: table[name] for name in order[:limit]}
+
+
+def run_text(label: str, report: Dict[str, Any], with_reference: bool) -> str:
+    """The printed tables of one run."""
+    wall = f", {report['wall_s']:g} s wall" if report["wall_s"] is not None else ""
+    lines = [f"== {label}: {report['frames']} frames of {report['frame_ps']:g} ps "
+             f"({report['time_ps'] / 1000:.4g} ns{wall}), {report['num_blocks']} blocks"]
+    per_s = report["wall_s"] is not None
+    for residue, table in report["residues"].items():
+        lines += state_lines(residue, table, per_s, with_reference)
+    if "joint_states" in report:
+        joint = report["joint_states"]
+        shown = joint_rows(joint)
+        width = max([len(s) for s in shown] + [12]) + 3
+        lines += state_lines("joint", shown, per_s, with_reference, width)
+        if len(joint) > len(shown):
+            lines.append(f"  ({len(joint) - len(shown)} more joint states in analysis.json)")
+    if "tics" in report:
+        lines.append("TICA: " + "; ".join(f"{name} ESS blk {e['ess_block']:.4g}, win {e['ess_window']:.4g}"
+                                          for name, e in report["tics"].items()))
+    if report.get("jsd"):
+        lines.append(f"Jensen-Shannon divergence vs reference ({JSD_BINS}x{JSD_BINS} bins, nats): " +
+                     ", ".join(f"{r} {v:.4f}" for r, v in report["jsd"].items()))
+    if "missed_states" in report:
+        missed = ", ".join(report["missed_states"]) or "none"
+        lines.append(f"missed states (reference >= {MISSED_THRESHOLD:.0%}, never visited): {missed}")
+    return "\n".join(lines)
+
+
+def reference_text(reference: Optional[Reference], option: Optional[str]) -> str:
+    if reference is None:
+        return "reference: none (give --reference to compare)"
+    source = "packaged" if not option else option
+    return (f"reference: {reference.molecule} at {reference.temperature_K:g} K ({reference.preset}, "
+            f"{reference.simulated_ns:g} ns; {source})")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _checked_lists(args, count: int):
+    labels = args.labels or [Path(p).stem for p in args.trajectories]
+    if len(labels) != count:
+        raise AnalysisError("give one label per trajectory.")
+    if len(set(labels)) != count:
+        raise AnalysisError("run labels must differ (give --labels).")
+    wall = args.wall_seconds or [None] * count
+    if len(wall) != count:
+        raise AnalysisError("give one --wall-seconds value per trajectory.")
+    if any(w is not None and w <= 0 for w in wall):
+        raise AnalysisError("--wall-seconds must be positive.")
+    if args.blocks < 2 or args.stride < 1:
+        raise AnalysisError("--blocks must be at least 2 and --stride at least 1.")
+    return labels, wall
+
+
+def _figures(observables, runs_values, labels, reference, out: Path, max_kT) -> Dict[str, str]:
+    """One Ramachandran PNG per residue (reference first, one colour scale)."""
+    from .plots import RAMACHANDRAN_BINS, ramachandran_plot
+
+    files = {}
+    for residue, (phi, psi) in ramachandran_columns(observables).items():
+        counts = reference_counts(reference, residue)
+        bins = RAMACHANDRAN_BINS if counts is None else counts.shape[0]
+        runs = {label: (v[:, phi], v[:, psi]) for label, v in zip(labels, runs_values)}
+        files[f"ramachandran_{residue}"] = ramachandran_plot(runs, out / f"ramachandran_{residue}.png", bins=bins,
+                                                             reference_counts=counts, max_kT=max_kT, title=residue)
+    return files
+
+
+def analyze(args) -> Dict[str, Any]:
+    """Run the analysis of the parsed arguments: print the tables, write JSON and figures; the summary."""
+    from .. import systems
+
+    labels, wall = _checked_lists(args, len(args.trajectories))
+    try:
+        topology, _ = systems.read_pdb(args.top)
+    except (OSError, ValueError) as error:
+        raise AnalysisError(f"cannot read the topology {args.top}: {error}") from error
+    observables = peptide_observables(topology, args.top)
+    reference = choose_reference(args.reference, topology, observables)
+    num_atoms = topology.getNumAtoms()
+    trajectories = [load_run(p, args.top, num_atoms, args.stride) for p in args.trajectories]
+    values = [observables.values(t.xyz.astype(np.float64)) for t in trajectories]
+    tics = None
+    if args.tica or args.tica_fit:
+        tics = project_tics(trajectories, args.tica_fit, args.top, args.stride, args.tica_lag, num_atoms)
+
+    print(f"{molecule_label(topology)}: residues {', '.join(r.label for r in observables.residues)}; "
+          f"{reference_text(reference, args.reference)}")
+    runs = {}
+    for k, (label, path) in enumerate(zip(labels, args.trajectories)):
+        frame_ps = frame_interval_ps(args.frame_ps, args.stride, path)
+        report = analyze_run(observables, values[k], frame_ps, args.blocks, wall[k], reference)
+        report["trajectory"] = str(path)
+        if tics is not None:
+            report["tics"] = tic_table(tics[k], args.blocks, wall[k])
+        runs[label] = report
+        print(run_text(label, report, reference is not None))
         print()
 
-    summary = {"runs": reports, "files": {}}
-    if all(w is not None for w in wall) and len(reports) > 1:
-        summary["speed_up"] = _speed_up_section(list(reports.values()), labels, wall, reference)
-        for name, section in summary["speed_up"].items():
-            values = ", ".join(f"{obs} {value}" for obs, value in section["ess"].items())
-            print(f"speed-up of {name} vs {section['baseline']} (ESS/s ratio): {values}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _figures(observables, values, labels, reference, out, args.max_kT)
+    if tics is not None:
+        from .plots import tica_plot
 
-    # Ramachandran plot: every residue with both torsions, pooled.
-    runs = {label: tuple(a.ravel() for a in residue_torsions(t)) for label, t in zip(labels, trajectories)}
-    counts = _histogram_counts(reference) if dipeptide else None
-    summary["files"]["ramachandran"] = ramachandran_plot(runs, out / "ramachandran.png", reference_counts=counts,
-                                                         max_kT=args.max_kT)
-    if tics[0] is not None:
-        summary["files"]["tica"] = tica_plot(dict(zip(labels, tics)), out / "tica.png", max_kT=args.max_kT)
-    summary["files"]["json"] = str(out / "analysis.json")
+        files["tica"] = tica_plot(dict(zip(labels, tics)), out / "tica.png", max_kT=args.max_kT)
+    files["json"] = str(out / "analysis.json")
+    summary = {"molecule": molecule_label(topology), "topology": str(args.top),
+               "residues": [r.label for r in observables.residues], "torsions": observables.names,
+               "reference": None if reference is None else {"molecule": reference.molecule,
+                                                            "temperature_K": reference.temperature_K,
+                                                            "preset": reference.preset,
+                                                            "source": args.reference or "packaged"},
+               "runs": runs, "files": files}
     with open(out / "analysis.json", "w", encoding="utf-8") as handle:
         json.dump(jsonable(summary), handle, indent=1)
-    print("wrote " + ", ".join(summary["files"].values()))
+    print("wrote " + ", ".join(files.values()))
+    return summary
+
+
+def molecule_label(topology) -> str:
+    """The molecule's name, or ``peptide`` when it has residues other than standard ones and caps."""
+    try:
+        return molecule_name(topology)
+    except AnalysisError:
+        return "peptide"
+
+
+def run(args) -> int:
+    try:
+        analyze(args)
+    except AnalysisError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0

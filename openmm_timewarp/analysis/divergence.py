@@ -32,7 +32,7 @@ def periodic_bin_index(angles, bins=DEFAULT_BINS):
     return np.minimum((wrapped * (bins / 360.0)).astype(int), bins - 1)
 
 
-def torsion_histogram(phi, psi, bins=DEFAULT_BINS):
+def torsion_histogram(phi, psi, bins=DEFAULT_BINS, weights=None):
     """2-D histogram of counts of (phi, psi) on the fixed periodic grid.
 
     Parameters
@@ -41,6 +41,8 @@ def torsion_histogram(phi, psi, bins=DEFAULT_BINS):
         Degrees.
     bins : int
         Bins per angle.
+    weights : array_like, shape (n,), optional
+        Sample weights (then the counts are weighted sums, float).
 
     Returns
     -------
@@ -51,6 +53,8 @@ def torsion_histogram(phi, psi, bins=DEFAULT_BINS):
     j = periodic_bin_index(np.ravel(psi), bins)
     if i.shape != j.shape:
         raise ValueError("phi and psi must have the same number of samples")
+    if weights is not None:
+        return np.bincount(i * bins + j, weights=np.ravel(weights), minlength=bins * bins).reshape(bins, bins)
     return np.bincount(i * bins + j, minlength=bins * bins).reshape(bins, bins)
 
 

@@ -72,8 +72,8 @@ def ramachandran_plot(runs, path, bins=RAMACHANDRAN_BINS, reference_counts=None,
 
     Parameters
     ----------
-    runs : mapping of str to (array_like, array_like)
-        Run name -> (phi, psi) in degrees.
+    runs : mapping of str to tuple
+        Run name -> (phi, psi) in degrees, or (phi, psi, weights) for weighted samples.
     path : str or path-like
         Output PNG.
     bins : int
@@ -93,8 +93,8 @@ def ramachandran_plot(runs, path, bins=RAMACHANDRAN_BINS, reference_counts=None,
     panels = {}
     if reference_counts is not None:
         panels["reference"] = np.asarray(reference_counts, dtype=float)
-    for name, (phi, psi) in runs.items():
-        panels[name] = torsion_histogram(phi, psi, bins)
+    for name, run in runs.items():
+        panels[name] = torsion_histogram(run[0], run[1], bins, run[2] if len(run) > 2 else None)
     return plot_free_energy_panels(panels, (-180.0, 180.0, -180.0, 180.0), path, "phi (degrees)",
                                    "psi (degrees)", max_kT=max_kT, title=title, ticks=np.arange(-180, 181, 90))
 

@@ -1,14 +1,14 @@
-"""Timewarp vs MD (and other samplers) on the same machine, for the same wall-clock budget and cores.
+"""Timewarp against plain MD, replica exchange and metadynamics, for any peptide, on the same machine and budget.
 
-- :mod:`.methods`: the registry of sampling methods and their driver contract;
-- :mod:`.runner`: runs replicas in worker processes and writes the JSON, samples and figures;
-- :mod:`.peers`: the peer methods, replica exchange and metadynamics (registered on import);
-- :mod:`.summary`: ESS per second, speed-ups over the best MD baseline, exploration times, time to accuracy;
-- :mod:`.accuracy`: the time-to-accuracy metric (worst macrostate error vs wall-clock time, time to 0.3 kT);
-- :mod:`.report`: text tables; :mod:`.figures`: PNGs; :mod:`.weighted`: estimates from weighted samples.
+- :mod:`.methods`: the methods by name, each a :class:`~openmm_timewarp.samplers.Sampler`;
+- :mod:`.runner`: every method's replicas in worker processes, the JSON, the samples, the figures;
+- :mod:`.metrics`: ESS per second, populations against a reference, first visits, time to accuracy,
+  speed-ups (one censored-ratio type);
+- :mod:`.report`: text tables from the JSON; :mod:`.figures`: PNGs.
 """
 
-from .methods import DEFAULT_SETTINGS, Method, get_method, list_methods, register_method
-from .runner import run_benchmark
+from .methods import DEFAULT_METHODS, Method, get_method, method_names, register_method
+from .runner import BenchmarkError, run_benchmark
 
-__all__ = ["DEFAULT_SETTINGS", "Method", "get_method", "list_methods", "register_method", "run_benchmark"]
+__all__ = ["BenchmarkError", "DEFAULT_METHODS", "Method", "get_method", "method_names", "register_method",
+           "run_benchmark"]

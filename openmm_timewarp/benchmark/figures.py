@@ -1,106 +1,87 @@
-"""PNG figures of a benchmark: Ramachandran plots side by side and ESS-per-second bars.
+"""PNG figures of a benchmark: Ramachandran plots per residue, worst error against time, ESS per second.
 
 Rendered with matplotlib's Agg canvas, without touching pyplot's global state.
 """
 
+import os
+from typing import Any, Dict, List
+
 import numpy as np
 
-from . import weighted as _weighted
+from ..analysis.plots import ramachandran_plot
+from .metrics import ACCURACY_KT
 
 
-def ramachandran_figure(runs, path, reference_counts=None, title=None):
-    """Ramachandran free-energy plots of every method, side by side, after a reference panel.
-
-    Parameters
-    ----------
-    runs : dict
-        Method name -> list of driver results (``phi``, ``psi``, optional ``weights``); the replicas
-        are pooled, weighted ones resampled by weight.
-    path : str or path-like
-        Output PNG.
-    reference_counts : array_like, optional
-        Reference histogram (periodic grid), drawn first.
-    title : str, optional
-
-    Returns
-    -------
-    str
-        ``path``.
-    """
-    from ..analysis import ramachandran_plot
-
-    panels = {}
-    for name, results in runs.items():
-        phi = np.concatenate([np.asarray(r["phi"], dtype=float) for r in results])
-        psi = np.concatenate([np.asarray(r["psi"], dtype=float) for r in results])
-        if any(r.get("weights") is not None for r in results):
-            weights = np.concatenate([np.ones(len(r["phi"])) if r.get("weights") is None else
-                                      np.asarray(r["weights"], dtype=float) for r in results])
-            phi, psi = _weighted.resample([phi, psi], weights)
-        if len(phi):
-            panels[name] = (phi, psi)
-    return ramachandran_plot(panels, path, reference_counts=reference_counts, title=title)
-
-
-def ess_rate_figure(summaries, path, title=None):
-    """Grouped bars of ESS per wall-clock second, one group per observable, one bar per method.
-
-    Left: the windowed (Sokal) estimate of every observable. Right: the block estimate of the
-    state indicators. Log scale; a zero ESS is marked with an "x" on the axis; an ESS marked not
-    meaningful (the method never visited a state the observable depends on) is drawn hatched and
-    pale.
-
-    Parameters
-    ----------
-    summaries : dict
-        Method name -> :func:`.summary.summarize_method` result.
-    path : str or path-like
-        Output PNG.
-    title : str, optional
-
-    Returns
-    -------
-    str
-        ``path``.
-    """
+def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
-    methods = [m for m, s in summaries.items() if s["ess"]]
-    observables = []
-    for m in methods:
-        observables += [o for o in summaries[m]["ess"] if o not in observables]
-    panels = [("windowed (Sokal)", "ess_per_s", observables),
-              ("blocks (indicators)", "ess_blocks_per_s", [o for o in observables if o.startswith("indicator_")])]
-    figure = Figure(figsize=(14.0, 4.5), constrained_layout=True)
+    figure = Figure(figsize=(width, height), constrained_layout=True)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [max(len(p[2]), 1) for p in panels]})
+    return figure
+
+
+def write_figures(result: Dict[str, Any], recordings: Dict[str, List[Dict[str, Any]]], observables, reference,
+                  out: str) -> Dict[str, str]:
+    """Every figure of a benchmark into ``out``; returns name -> path."""
+    paths = {}
+    for residue in observables.residues:
+        if residue.phi is None or residue.psi is None:
+            continue
+        runs = {}
+        for name, replicas in recordings.items():
+            values = np.concatenate([r["values"] for r in replicas])
+            log_w = np.concatenate([r["log_weights"] for r in replicas])
+            runs[name] = (values[:, residue.phi], values[:, residue.psi], np.exp(log_w - log_w.max()))
+        counts = reference.histogram(residue.label, 72) if reference is not None else None
+        path = os.path.join(out, f"ramachandran-{residue.label}.png")
+        paths[f"ramachandran-{residue.label}"] = ramachandran_plot(runs, path, reference_counts=counts,
+                                                                   title=f"{result['title']}: {residue.label}")
+    paths["error_vs_time"] = error_vs_time_figure(result, os.path.join(out, "error_vs_time.png"))
+    paths["ess_per_s"] = ess_figure(result, os.path.join(out, "ess_per_s.png"))
+    return paths
+
+
+def error_vs_time_figure(result: Dict[str, Any], path: str) -> str:
+    """Median (and range) over replicas of the worst |ln(p / p_ref)| of the checked states against wall-clock time."""
+    figure = _figure(7.0, 4.5)
+    ax = figure.subplots()
+    for name, summary in result["methods"].items():
+        accuracy = summary.get("accuracy")
+        if not accuracy:
+            continue
+        t = np.asarray(accuracy["checkpoints_s"])
+        errors = np.asarray(accuracy["worst_error_kT"], dtype=float)
+        shown = np.where(np.isfinite(errors), errors, np.nan)
+        line, = ax.plot(t, np.nanmedian(shown, axis=0), label=name)
+        ax.fill_between(t, np.nanmin(shown, axis=0), np.nanmax(shown, axis=0), color=line.get_color(), alpha=0.15)
+        ax.set_xlim(t[0], t[-1])  # also when every error is infinite (nothing finite to autoscale to)
+    ax.axhline(ACCURACY_KT, color="black", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("wall-clock seconds (per core)")
+    ax.set_ylabel("worst |ln(p / p_ref)| (kT)")
+    ax.set_title(f"{result['title']}: error of the checked states")
+    ax.legend(fontsize="small")
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def ess_figure(result: Dict[str, Any], path: str) -> str:
+    """Block ESS per second of every checked state, one bar per method (log scale)."""
+    methods = [m for m, s in result["methods"].items() if s["boltzmann"]]
+    states = next((s["checked_states"] for s in result["methods"].values() if s.get("checked_states")), [])
+    figure = _figure(max(6.0, 1.5 * len(states) + 3), 4.5)
+    ax = figure.subplots()
     width = 0.8 / max(len(methods), 1)
-    for ax, (label, key, names) in zip(axes, panels):
-        values = np.array([[summaries[m]["ess"].get(o, {}).get(key, np.nan) for o in names] for m in methods],
-                          dtype=float).reshape(len(methods), len(names))
-        positive = values[np.isfinite(values) & (values > 0)]
-        floor = positive.min() / 3.0 if positive.size else 1e-3
-        meaningful = np.array([[summaries[m]["ess"].get(o, {}).get("meaningful", True) for o in names]
-                               for m in methods], dtype=bool).reshape(len(methods), len(names))
-        for k, method in enumerate(methods):
-            x = np.arange(len(names)) + (k - (len(methods) - 1) / 2.0) * width
-            shown = np.where(np.isfinite(values[k]) & (values[k] > 0), values[k], np.nan)
-            ax.bar(x, np.where(meaningful[k], shown, np.nan), width, label=method, color=f"C{k}")
-            ax.bar(x, np.where(meaningful[k], np.nan, shown), width, color=f"C{k}", alpha=0.35, hatch="//")
-            zero = np.flatnonzero(values[k] == 0)
-            ax.plot(x[zero], np.full(len(zero), floor), "x", color=f"C{k}", markersize=7)
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylim(bottom=floor / 1.5)
-        ax.set_xticks(np.arange(len(names)))
-        ax.set_xticklabels([n.replace("indicator_", "1[") + ("]" if n.startswith("indicator_") else "")
-                            for n in names], rotation=30, ha="right")
-        ax.set_title(label)
-        ax.set_ylabel("ESS per wall-clock second")
-    axes[0].legend(fontsize="small", title="hatched: not meaningful", title_fontsize="small")
-    if title:
-        figure.suptitle(title)
-    figure.savefig(str(path), dpi=100)
-    return str(path)
+    for k, name in enumerate(methods):
+        rates = [result["methods"][name]["states"][s]["ess_block_per_s"] for s in states]
+        ax.bar(np.arange(len(states)) + k * width, np.maximum(rates, 1e-3), width, label=name)
+    ax.set_xticks(np.arange(len(states)) + 0.4 - width / 2)
+    ax.set_xticklabels(states, rotation=20)
+    ax.set_yscale("log")
+    ax.set_ylabel("block ESS per second per core")
+    ax.set_title(f"{result['title']}: effective samples per second")
+    ax.legend(fontsize="small")
+    figure.savefig(path, dpi=100)
+    return path

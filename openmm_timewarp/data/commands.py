@@ -3,14 +3,15 @@
 Examples::
 
     # alanine dipeptide, 10 ns at 310 K, one frame per ps
-    openmm-timewarp simulate A --capped --production 10 -o data/ad
+    openmm-timewarp simulate A --capped --production-ns 10 -o data/ad
     # the same molecule started in alphaL, and at 600 K
     openmm-timewarp simulate A --capped --phi 60 --psi 40 --name ACE-A-NME-alphaL -o data/ad
-    openmm-timewarp simulate A --capped --temperature 600 --name ACE-A-NME-600K -o data/ad
+    openmm-timewarp simulate A --capped --temperature-k 600 --name ACE-A-NME-600K -o data/ad
     # training dipeptides, shard 0 of 4, two worker processes
     openmm-timewarp simulate --sequences-file dipeptide-splits.json --split train --shard 0/4 --workers 2 -o data/2aa
 
-Rerunning a command continues its runs from their last checkpoints.
+Rerunning a command continues its runs from their last checkpoints. Flags that take a number in a
+unit name the unit (``--timestep-fs``, ``--production-ns``, ...); they cannot be abbreviated.
 """
 
 import json
@@ -21,6 +22,8 @@ from ..systems import DEFAULT_PRESET, PRESETS
 
 
 def add_arguments(parser):
+    # No prefixes: "--timestep" must not pass for "--timestep-fs" (a number without its unit).
+    parser.allow_abbrev = False
     parser.add_argument("sequences", nargs="*", metavar="SEQUENCE",
                         help="one-letter peptide sequences, e.g. AK AKWE (or A with --capped for alanine dipeptide)")
     parser.add_argument("-o", "--output", required=True, help="parent directory; each run writes OUTPUT/<name>/")
@@ -33,13 +36,15 @@ def add_arguments(parser):
     parser.add_argument("--psi", type=float, help="starting psi of every residue of a built peptide (degrees)")
     parser.add_argument("--name", help="run directory name (one run only); default the peptide name, e.g. ACE-A-NME")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help=f"force field (default {DEFAULT_PRESET})")
-    parser.add_argument("--temperature", type=float, help="kelvin (default: the preset's, 310 K)")
-    parser.add_argument("--timestep", type=float, default=1.0, help="femtoseconds (default 1; 2 with --hydrogen-mass 3)")
-    parser.add_argument("--friction", type=float, default=1.0, help="collision rate, 1/ps (default 1)")
-    parser.add_argument("--hydrogen-mass", type=float, help="hydrogen mass repartitioning, amu (e.g. 3)")
-    parser.add_argument("--save-interval", type=float, default=1.0, help="picoseconds between saved frames (default 1)")
-    parser.add_argument("--equilibration", type=float, default=100.0, help="picoseconds of unsaved MD after minimisation (default 100)")
-    parser.add_argument("--production", type=float, default=1.0, help="nanoseconds to save per peptide (default 1)")
+    parser.add_argument("--temperature-k", type=float, help="temperature, kelvin (default: the preset's, 310 K)")
+    parser.add_argument("--timestep-fs", type=float, default=1.0,
+                        help="time step, femtoseconds (default 1; 2 with --hydrogen-mass-amu 3)")
+    parser.add_argument("--friction-per-ps", type=float, default=1.0, help="collision rate, 1/ps (default 1)")
+    parser.add_argument("--hydrogen-mass-amu", type=float, help="hydrogen mass repartitioning, amu (e.g. 3)")
+    parser.add_argument("--save-interval-ps", type=float, default=1.0, help="picoseconds between saved frames (default 1)")
+    parser.add_argument("--equilibration-ps", type=float, default=100.0,
+                        help="picoseconds of unsaved MD after minimisation (default 100)")
+    parser.add_argument("--production-ns", type=float, default=1.0, help="nanoseconds to save per peptide (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (velocities and Langevin noise)")
     parser.add_argument("--platform", default="auto", help="OpenMM platform (default auto: Reference for peptides)")
     parser.add_argument("--checkpoint-interval", type=int, default=100, help="frames between checkpoints (default 100)")
@@ -77,7 +82,8 @@ def read_sequences(path, split=None):
 
 def run(args):
     from ..systems import parse_sequence
-    from .simulate import parse_shard, simulate, simulate_many
+    from .pool import parse_shard, simulate_many
+    from .simulate import simulate
 
     try:
         sequences = list(args.sequences)
@@ -96,10 +102,10 @@ def run(args):
         print(f"openmm-timewarp simulate: error: {error}", file=sys.stderr)
         return 2
 
-    kwargs = dict(capped=args.capped, phi=args.phi, psi=args.psi, preset=args.preset, temperature=args.temperature,
-                  timestep=args.timestep, friction=args.friction, hydrogen_mass=args.hydrogen_mass,
-                  save_interval=args.save_interval, equilibration=args.equilibration, production=args.production,
-                  seed=args.seed, platform=args.platform, checkpoint_interval=args.checkpoint_interval)
+    kwargs = dict(capped=args.capped, phi=args.phi, psi=args.psi, preset=args.preset, temperature=args.temperature_k,
+                  timestep=args.timestep_fs, friction=args.friction_per_ps, hydrogen_mass=args.hydrogen_mass_amu,
+                  save_interval=args.save_interval_ps, equilibration=args.equilibration_ps,
+                  production=args.production_ns, seed=args.seed, platform=args.platform, checkpoint_interval=args.checkpoint_interval)
     if args.start_pdb or args.name:
         try:
             results = [simulate(args.output, sequences[0] if sequences else None, start_pdb=args.start_pdb,

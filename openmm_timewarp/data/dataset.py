@@ -24,8 +24,10 @@ import torch
 import torch.utils.data
 from openmm import unit
 
-from .simulate import METADATA_FILE, read_dcd_layout, read_metadata
+from .dcd import read_dcd_layout
+from .rundir import METADATA_FILE, read_metadata
 from ..systems import peptide_name
+from ..units import in_unit
 
 Segment = Tuple["Trajectory", int, int]
 
@@ -191,8 +193,8 @@ def find_trajectories(roots: Union[str, Iterable[str]], preset: Optional[str] = 
     """
     if isinstance(roots, (str, os.PathLike)):
         roots = [roots]
-    if unit.is_quantity(temperature):
-        temperature = temperature.value_in_unit(unit.kelvin)
+    if temperature is not None:
+        temperature = in_unit(temperature, unit.kelvin, "temperature")
     found = []
     for root in roots:
         if not os.path.isdir(root):
@@ -225,7 +227,7 @@ def lag_in_frames(trajectory: Trajectory, lag) -> int:
     ValueError
         The lag is not a positive whole multiple of the trajectory's save interval.
     """
-    lag_ps = lag.value_in_unit(unit.picosecond) if unit.is_quantity(lag) else float(lag)
+    lag_ps = in_unit(lag, unit.picosecond, "lag")
     ratio = lag_ps / trajectory.save_interval_ps
     frames = int(round(ratio))
     if frames < 1 or abs(ratio - frames) > 1e-6 * max(1.0, ratio):

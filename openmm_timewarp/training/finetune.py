@@ -20,6 +20,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from openmm import unit
 
+from .. import units
 from ..chirality import chirality_signs, find_chirality_centres, signed_volumes
 from ..energy import SystemEnergy, differentiable_energy
 from ..mcmc import log_acceptance
@@ -111,7 +112,7 @@ def finetune_flow(flow, dataset: Sequence, collate: Callable, system, atomic_num
     device = torch.device(config.device)
     flow = flow.to(device)
     evaluator = SystemEnergy(system)
-    kT = (unit.MOLAR_GAS_CONSTANT_R * config.temperature * unit.kelvin).value_in_unit(unit.kilojoule_per_mole)
+    kT = units.kT(config.temperature)
     centres = torch.as_tensor(find_chirality_centres(list(atomic_numbers), bonds), device=device)
     ema = ExponentialMovingAverage(flow, config.ema_decay)
     optimizer = torch.optim.AdamW(flow.parameters(), lr=config.learning_rate)

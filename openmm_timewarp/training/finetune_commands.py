@@ -1,4 +1,4 @@
-"""``openmm-timewarp finetune``: raise MH acceptance of a likelihood-trained flow (one molecule, resumable)."""
+"""``openmm-timewarp finetune``: raise MH acceptance of a likelihood-trained cartesian flow (one molecule, resumable)."""
 
 import os
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from .. import __version__
 from ..data.dataset import find_trajectories, lag_in_frames, split_by_time
-from ..flow.internal.model import InternalCoordinateFlow, InternalFlowConfig, build_flow
+from ..flow.internal.model import InternalCoordinateFlow, InternalFlowConfig, build_flow, empty_flow, standardization
 from ..flow.internal.proposal import InternalCoordinateProposal
 from ..flow.internal.zmatrix import InternalCoordinates, ZMatrix, build_zmatrix, log_jacobian, peptide_backbone
 from ..matching import handedness_of
@@ -158,7 +158,8 @@ class InternalFamily(FlowFamily):
             targets = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
             conditions = (np.concatenate(conditions) if conditions else np.zeros(0, dtype=np.int64)) if lag_ps else None
             datasets[name] = InternalCoordinateRows(targets, conditions)
-        rows = datasets["train"].targets
+        rows = torch.as_tensor(datasets["train"].targets)
+        rigid = standardization(*(column[rows] for column in columns))["rigid"]
         first = trajectories[0]
         summary = {
             "data": [os.path.abspath(d) for d in data],
@@ -182,7 +183,7 @@ class InternalFamily(FlowFamily):
             "bonds": [list(b) for b in bonds],
             "handedness": handedness_of(numbers, bonds, all_frames[0]),
             "atom_names": [f"{a.residue.name}{a.residue.id}:{a.name}" for a in topology.atoms()],
-            "standardization_rows": int(len(rows)),
+            "rigid_torsions": rigid,
         }
         return TrainingData(datasets["train"], datasets["validation"], RowCollator(*columns), internal_loss,
                             summary, family_state, arrays={"columns": columns})
@@ -199,10 +200,8 @@ class InternalFamily(FlowFamily):
         return build_flow(data.summary["num_atoms"], config, bonds, angles, torsions)
 
     def restore(self, run_info: Dict[str, Any]) -> nn.Module:
-        config = InternalFlowConfig(**run_info["family_config"])
-        n = int(run_info["data_summary"]["num_atoms"])
-        return InternalCoordinateFlow(n, config, torch.zeros(n - 1), torch.ones(n - 1), torch.zeros(n - 2),
-                                      torch.ones(n - 2), torch.zeros(n - 3))
+        return empty_flow(int(run_info["data_summary"]["num_atoms"]), InternalFlowConfig(**run_info["family_config"]),
+                          run_info["family_state"]["rigid_torsions"])
 
     def export(self, runs: List[Tuple[nn.Module, Dict[str, Any]]], path: str, *, weights: Sequence[float],
                metadata: Dict[str, Any], recommended_settings: Optional[Dict[str, int]] = None) -> nn.Module:

@@ -45,7 +45,8 @@ def read_run_info(folder: str) -> Dict[str, Any]:
 
 
 def load_trained_flow(folder: str, device="cpu") -> Tuple[torch.nn.Module, Dict[str, Any], Dict[str, Any]]:
-    """The EMA weights of a training folder as a flow of its family, with ``run.json`` and the checkpoint.
+    """The EMA weights with the best validation NLL of a training folder, as a flow of its family, with
+    ``run.json`` and the checkpoint.
 
     Raises
     ------
@@ -58,5 +59,6 @@ def load_trained_flow(folder: str, device="cpu") -> Tuple[torch.nn.Module, Dict[
         raise FileNotFoundError(f"{folder!r} has no {CHECKPOINT_FILE} yet: training has not finished an epoch.")
     state = torch.load(path, map_location=device, weights_only=False)
     flow = get_family(info["family"]).restore(info)
-    flow.load_state_dict(state["ema"])
+    best = state.get("best")
+    flow.load_state_dict(best["ema"] if best is not None else state["ema"])
     return flow, info, state

@@ -53,6 +53,9 @@ class TrainConfig:
         Train each epoch on a fresh random subset of this many pairs (all pairs if None).
     max_validation_pairs : int
         Validate on at most this many pairs (evenly spaced through the validation set).
+    time_limit_s : float, optional
+        Stop after the epoch in which this many seconds of training (this run and the runs it
+        resumed) have passed; the learning-rate schedule still plans for ``epochs``.
     """
 
     epochs: int = 20
@@ -69,6 +72,7 @@ class TrainConfig:
     align_targets: bool = True
     pairs_per_epoch: Optional[int] = None
     max_validation_pairs: int = 4096
+    time_limit_s: Optional[float] = None
 
 
 def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
@@ -195,7 +199,8 @@ def _batch_size(batch) -> int:
 
 @dataclass
 class TrainResult:
-    """What :func:`train_flow` returns: the EMA model, the per-epoch history and the files it wrote."""
+    """What :func:`train_flow` returns: the EMA weights with the best validation NLL, the per-epoch
+    history and the files it wrote."""
 
     flow: torch.nn.Module
     history: List[Dict[str, float]] = field(default_factory=list)
@@ -249,10 +254,16 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         ema.shadow.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step, history = state["epoch"], state["step"], state["history"]
+        best = state.get("best")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc="train", unit="batch")
+    if not (checkpoint_path and os.path.exists(checkpoint_path)):
+        best = None
+    spent = sum(h["seconds"] for h in history)
     for epoch in range(start_epoch, config.epochs):
+        if config.time_limit_s is not None and spent >= config.time_limit_s:
+            break
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         flow.train()
         started, running, batches = time.time(), 0.0, 0
@@ -279,14 +290,19 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         record = {"epoch": epoch, "step": step, "train_nll": running / max(batches, 1), "val_nll": val,
                   "learning_rate": optimizer.param_groups[0]["lr"], "seconds": time.time() - started}
         history.append(record)
+        spent += record["seconds"]
+        if best is None or (val == val and val < best["val_nll"]):
+            best = {"epoch": epoch, "val_nll": val, "ema": copy.deepcopy(ema.shadow.state_dict())}
         if out_dir:
             _write_log(log_path, history)
             state = {"flow": flow.state_dict(), "ema": ema.shadow.state_dict(), "optimizer": optimizer.state_dict(),
                      "epoch": epoch + 1, "step": step, "history": history, "config": asdict(config),
-                     "flow_config": flow.config_dict}
+                     "flow_config": flow.config_dict, "best": best}
             torch.save(state, checkpoint_path + ".tmp")
             os.replace(checkpoint_path + ".tmp", checkpoint_path)
     bar.close()
+    if best is not None:
+        ema.shadow.load_state_dict(best["ema"])
     return TrainResult(flow=ema.shadow, history=history, checkpoint=checkpoint_path, log=log_path)
 
 

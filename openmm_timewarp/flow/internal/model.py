@@ -2,18 +2,24 @@
 
 Variables, after fixed standardisation from the training data:
 
-- torsions t (N - 3 of them) on the circle [-pi, pi), shifted by their circular mean (or, in a
-  conditional flow, taken relative to the torsions of the structure conditioned on);
-- bonds and angles y (2N - 3 of them), standardised by their mean and spread.
+- soft torsions t (backbone phi and psi, side-chain and methyl rotors: those whose circular
+  spread in the data exceeds ``RIGID_SPREAD``) on the circle [-pi, pi), shifted by their circular
+  mean (or, in a conditional flow, taken relative to the torsions of the structure conditioned on);
+- bonds, angles and rigid torsions (amide omegas, the offsets that place a branch or a methyl
+  hydrogen relative to its sibling) y, standardised by their mean and spread; a rigid torsion is
+  its deviation from the circular mean, and a proposal deviating by pi or more is invalid.
 
-Base: uniform on the circle for torsions, standard normal for y. Transforms, in order:
+Narrow peaks are what circular splines on a uniform base model worst, and a peptide's Z-matrix
+has many rigid torsions (14 of alanine dipeptide's 19): they sit with the bonds and angles.
 
-1. torsion couplings: circular rational-quadratic splines of half the torsions, conditioned on
-   (cos, sin) of the other half (the first layer transforms all torsions, conditioned on nothing
-   but the context);
-2. geometry couplings: splines on [-bound, bound] with identity tails of bonds and angles,
-   conditioned on (cos, sin) of every torsion and on the other half of y (the first layer
-   transforms all of y, conditioned on the torsions alone).
+Base: uniform on the circle for soft torsions, standard normal for y. Transforms, in order:
+
+1. torsion couplings: circular rational-quadratic splines of half the soft torsions, conditioned
+   on (cos, sin) of the other half (the first layer transforms all of them, conditioned on
+   nothing but the context);
+2. geometry couplings: splines on [-bound, bound] with identity tails of y, conditioned on
+   (cos, sin) of every soft torsion and on the other half of y (the first layer transforms all of
+   y, conditioned on the soft torsions alone).
 
 A *conditional* flow (a Timewarp proposal at lag tau) gives every conditioner a context
 computed from the current structure's internal coordinates, and models the torsions as
@@ -23,12 +29,14 @@ generator used inside MH) has no context. Every layer starts as the identity.
 
 import math
 from dataclasses import asdict, dataclass
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from ..splines import bounded_spline, circular_spline, unit_derivative_parameter, wrap_angle
+
+RIGID_SPREAD = 0.5  # radians of circular standard deviation below which a torsion counts as rigid
 
 
 
@@ -178,39 +186,52 @@ class InternalCoordinateFlow(nn.Module):
     ----------
     num_atoms : int
     config : InternalFlowConfig
-    bond_mean, bond_std, angle_mean, angle_std, torsion_offset : Tensor
-        Standardisation from the training data (nm and radians): bonds [N-1], angles [N-2],
-        torsions [N-3] (circular means; ignored by conditional flows, which use displacements).
+    bond_mean, bond_std, angle_mean, angle_std : Tensor
+        Standardisation from the training data (nm and radians): bonds [N-1], angles [N-2].
+    torsion_offset, torsion_std : Tensor [N-3]
+        Circular means and spreads of the torsions (soft torsions of a conditional flow use
+        displacements instead of the offset).
+    rigid : sequence of int
+        Indices of the rigid torsions (modelled with bonds and angles).
     """
 
     conditional: bool
 
     def __init__(self, num_atoms: int, config: InternalFlowConfig, bond_mean: torch.Tensor, bond_std: torch.Tensor,
-                 angle_mean: torch.Tensor, angle_std: torch.Tensor, torsion_offset: torch.Tensor):
+                 angle_mean: torch.Tensor, angle_std: torch.Tensor, torsion_offset: torch.Tensor,
+                 torsion_std: torch.Tensor, rigid: Sequence[int]):
         super().__init__()
         self.config_dict = config.to_dict()
         self.conditional = bool(config.conditional)
         self.num_bonds = num_atoms - 1
         self.num_angles = num_atoms - 2
         self.num_torsions = num_atoms - 3
-        self.num_geometry = self.num_bonds + self.num_angles
-        self.dimension = self.num_torsions + self.num_geometry
-        self.register_buffer("geometry_mean", torch.cat([bond_mean, angle_mean]).float())
-        self.register_buffer("geometry_std", torch.cat([bond_std, angle_std]).float())
-        self.register_buffer("torsion_offset", torsion_offset.float())
+        rigid = sorted(int(i) for i in rigid)
+        soft = [i for i in range(self.num_torsions) if i not in rigid]
+        self.rigid = rigid
+        self.num_soft = len(soft)
+        self.num_rigid = len(rigid)
+        self.num_geometry = self.num_bonds + self.num_angles + self.num_rigid
+        self.dimension = self.num_torsions + self.num_bonds + self.num_angles
+        self.register_buffer("soft_index", torch.tensor(soft, dtype=torch.int64))
+        self.register_buffer("rigid_index", torch.tensor(rigid, dtype=torch.int64))
+        torsion_offset, torsion_std = torsion_offset.float(), torsion_std.float()
+        self.register_buffer("geometry_mean", torch.cat([bond_mean.float(), angle_mean.float(), torsion_offset[rigid]]))
+        self.register_buffer("geometry_std", torch.cat([bond_std.float(), angle_std.float(), torsion_std[rigid]]))
+        self.register_buffer("soft_offset", torsion_offset[soft])
         context = config.context if self.conditional else 0
         self.context_size = context
         if self.conditional:
-            self.encoder = _mlp(2 * self.num_torsions + self.num_geometry, context, config.hidden, 1)
+            self.encoder = _mlp(2 * self.num_soft + self.num_geometry, context, config.hidden, 1)
         else:
             self.encoder = nn.Sequential()
         torsion_layers = []
-        for layer in range(config.torsion_layers):
-            if layer == 0 or self.num_torsions < 2:
-                transformed, conditioning = list(range(self.num_torsions)), []
+        for layer in range(config.torsion_layers if self.num_soft else 0):
+            if layer == 0 or self.num_soft < 2:
+                transformed, conditioning = list(range(self.num_soft)), []
             else:
-                transformed, conditioning = _split(self.num_torsions, layer - 1)
-            torsion_layers.append(TorsionCoupling(self.num_torsions, transformed, conditioning, context, config.bins,
+                transformed, conditioning = _split(self.num_soft, layer - 1)
+            torsion_layers.append(TorsionCoupling(self.num_soft, transformed, conditioning, context, config.bins,
                                                   config.hidden, config.depth))
         self.torsion_layers = nn.ModuleList(torsion_layers)
         self.torsion_layers_reversed = nn.ModuleList(torsion_layers[::-1])
@@ -220,19 +241,27 @@ class InternalCoordinateFlow(nn.Module):
                 transformed, conditioning = list(range(self.num_geometry)), []
             else:
                 transformed, conditioning = _split(self.num_geometry, layer - 1)
-            geometry_layers.append(GeometryCoupling(self.num_geometry, transformed, conditioning, self.num_torsions,
+            geometry_layers.append(GeometryCoupling(self.num_geometry, transformed, conditioning, self.num_soft,
                                                     context, config.bins, config.bound, config.hidden, config.depth))
         self.geometry_layers = nn.ModuleList(geometry_layers)
         self.geometry_layers_reversed = nn.ModuleList(geometry_layers[::-1])
 
     # ------------------------------------------------------------------ context
+    def _standardised(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor) -> torch.Tensor:
+        """y of structures: bonds, angles and rigid torsions (deviation from the mean, wrapped), standardised."""
+        start = self.num_bonds + self.num_angles
+        geometry = (torch.cat([bonds, angles], dim=-1) - self.geometry_mean[:start]) / self.geometry_std[:start]
+        rigid = wrap_angle(torsions[:, self.rigid_index] - self.geometry_mean[start:]) / self.geometry_std[start:]
+        return torch.cat([geometry, rigid], dim=-1)
+
     @torch.jit.export
     def context_of(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor) -> torch.Tensor:
         """The context of the structures conditioned on ([B, context]; [B, 0] for an independent flow)."""
         if not self.conditional:
             return torch.zeros(bonds.shape[0], 0, dtype=bonds.dtype, device=bonds.device)
-        y = (torch.cat([bonds, angles], dim=-1) - self.geometry_mean) / self.geometry_std
-        return self.encoder(torch.cat([torch.cos(torsions), torch.sin(torsions), y], dim=-1))
+        soft = torsions[:, self.soft_index]
+        y = self._standardised(bonds, angles, torsions)
+        return self.encoder(torch.cat([torch.cos(soft), torch.sin(soft), y], dim=-1))
 
     # ------------------------------------------------------------------ the two directions
     @torch.jit.export
@@ -241,13 +270,14 @@ class InternalCoordinateFlow(nn.Module):
         """Standard-normal noise [B, 3N-6] -> (bonds, angles, torsions, log q(c)) of new structures.
 
         ``context`` ([1 or B, context]) and ``cond_torsions`` ([1 or B, N-3]) come from the structure
-        conditioned on; an independent flow ignores both.
+        conditioned on; an independent flow ignores both. Rows whose rigid torsions deviate by pi or
+        more from their mean get log q = -inf (the map to the circle would not be one-to-one).
         """
         batch = noise.shape[0]
-        u = 0.5 * (1.0 + torch.erf(noise[:, :self.num_torsions] / math.sqrt(2.0)))
+        u = 0.5 * (1.0 + torch.erf(noise[:, :self.num_soft] / math.sqrt(2.0)))
         t = (2.0 * u - 1.0) * math.pi
-        y = noise[:, self.num_torsions:self.dimension]
-        log_q = -self.num_torsions * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
+        y = noise[:, self.num_soft:self.dimension]
+        log_q = -self.num_soft * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
         for layer in self.torsion_layers:
             t, log_det = layer(t, context, False)
             log_q = log_q - log_det
@@ -256,23 +286,30 @@ class InternalCoordinateFlow(nn.Module):
             y, log_det = layer(y, features, context, False)
             log_q = log_q - log_det
         if self.conditional:
-            torsions = wrap_angle(t + cond_torsions.expand(batch, self.num_torsions))
+            soft = wrap_angle(t + cond_torsions[:, self.soft_index].expand(batch, self.num_soft))
         else:
-            torsions = wrap_angle(t + self.torsion_offset)
+            soft = wrap_angle(t + self.soft_offset)
         geometry = self.geometry_mean + self.geometry_std * y
         log_q = log_q - torch.log(self.geometry_std).sum()
-        return geometry[:, :self.num_bonds], geometry[:, self.num_bonds:], torsions, log_q
+        start = self.num_bonds + self.num_angles
+        deviation = (geometry - self.geometry_mean)[:, start:]
+        log_q = torch.where((deviation.abs() < math.pi).all(-1), log_q, torch.full_like(log_q, -math.inf))
+        torsions = torch.zeros(batch, self.num_torsions, dtype=noise.dtype, device=noise.device)
+        torsions = torsions.index_copy(1, self.soft_index, soft).index_copy(1, self.rigid_index,
+                                                                             wrap_angle(geometry[:, start:]))
+        return geometry[:, :self.num_bonds], geometry[:, self.num_bonds:start], torsions, log_q
 
     @torch.jit.export
     def log_prob(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor, context: torch.Tensor,
                  cond_torsions: torch.Tensor) -> torch.Tensor:
         """log q(c) (or log q(c | conditioning)) per row [B]."""
         batch = bonds.shape[0]
-        y = (torch.cat([bonds, angles], dim=-1) - self.geometry_mean) / self.geometry_std
+        y = self._standardised(bonds, angles, torsions)
+        soft = torsions[:, self.soft_index]
         if self.conditional:
-            t = wrap_angle(torsions - cond_torsions.expand(batch, self.num_torsions))
+            t = wrap_angle(soft - cond_torsions[:, self.soft_index].expand(batch, self.num_soft))
         else:
-            t = wrap_angle(torsions - self.torsion_offset)
+            t = wrap_angle(soft - self.soft_offset)
         log_q = -torch.log(self.geometry_std).sum().expand(batch)
         features = torch.cat([torch.cos(t), torch.sin(t)], dim=-1)
         for layer in self.geometry_layers_reversed:
@@ -281,29 +318,40 @@ class InternalCoordinateFlow(nn.Module):
         for layer in self.torsion_layers_reversed:
             t, log_det = layer(t, context, True)
             log_q = log_q + log_det
-        return log_q - self.num_torsions * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
+        return log_q - self.num_soft * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-def standardization(bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor,
-                    floor: float = 1e-3) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Means and spreads of bonds and angles, circular means of torsions, from data rows [F, ...].
+def standardization(bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor, floor: float = 1e-3):
+    """Means and spreads from data rows [F, ...]: bonds, angles, torsions (circular), and the rigid torsions.
 
     Returns
     -------
-    bond_mean, bond_std, angle_mean, angle_std, torsion_offset : Tensor
+    dict
+        ``bond_mean``, ``bond_std``, ``angle_mean``, ``angle_std``, ``torsion_offset``, ``torsion_std``
+        (Tensors) and ``rigid`` (indices of torsions whose circular spread is below ``RIGID_SPREAD``).
     """
     bonds, angles, torsions = bonds.double(), angles.double(), torsions.double()
-    bond_std = bonds.std(0).clamp_min(floor * bonds.mean(0).abs().clamp_min(1e-3))
-    angle_std = angles.std(0).clamp_min(floor)
-    offset = torch.atan2(torch.sin(torsions).mean(0), torch.cos(torsions).mean(0))
-    return bonds.mean(0), bond_std, angles.mean(0), angle_std, offset
+    resultant = torch.complex(torch.cos(torsions), torch.sin(torsions)).mean(0)
+    offset = torch.angle(resultant)
+    spread = torch.sqrt(-2.0 * torch.log(resultant.abs().clamp(1e-12, 1.0)))
+    deviation = wrap_angle(torsions - offset)
+    return {"bond_mean": bonds.mean(0), "bond_std": bonds.std(0).clamp_min(floor * bonds.mean(0).abs().clamp_min(1e-3)),
+            "angle_mean": angles.mean(0), "angle_std": angles.std(0).clamp_min(floor), "torsion_offset": offset,
+            "torsion_std": deviation.std(0).clamp_min(floor),
+            "rigid": [int(i) for i in torch.nonzero(spread < RIGID_SPREAD).flatten()]}
 
 
 def build_flow(num_atoms: int, config: InternalFlowConfig, bonds: torch.Tensor, angles: torch.Tensor,
                torsions: torch.Tensor) -> InternalCoordinateFlow:
     """A flow for this molecule, standardised on training data (rows of bonds, angles, torsions)."""
-    return InternalCoordinateFlow(num_atoms, config, *standardization(bonds, angles, torsions))
+    return InternalCoordinateFlow(num_atoms, config, **standardization(bonds, angles, torsions))
 
+
+def empty_flow(num_atoms: int, config: InternalFlowConfig, rigid: Sequence[int]) -> InternalCoordinateFlow:
+    """A flow of the right shapes whose standardisation and weights come from a saved state dict."""
+    n = num_atoms
+    return InternalCoordinateFlow(n, config, torch.zeros(n - 1), torch.ones(n - 1), torch.zeros(n - 2),
+                                  torch.ones(n - 2), torch.zeros(n - 3), torch.ones(n - 3), rigid)

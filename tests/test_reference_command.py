@@ -1,0 +1,97 @@
+"""``openmm-timewarp reference``: a short run writes a reference, a longer target resumes it, bad input fails early."""
+
+import json
+
+import netCDF4
+import numpy as np
+import pytest
+
+from openmm_timewarp import cli
+from openmm_timewarp.analysis.reference import load_reference
+from openmm_timewarp.data import reference as ref
+from openmm_timewarp.data.reference import ReferenceSettings
+from openmm_timewarp.samplers.replica_exchange import replica_count
+
+# 4 replicas; one checkpoint (20 iterations, 10 ps per replica) per 0.01 ns
+SHORT = ["reference", "A", "--capped", "--replicas", "4", "--burn-in-ns", "0", "--no-progress"]
+
+WATER_PDB = """\
+HETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O
+HETATM    2  H1  HOH A   1       0.957   0.000   0.000  1.00  0.00           H
+HETATM    3  H2  HOH A   1      -0.240   0.927   0.000  1.00  0.00           H
+END
+"""
+
+
+def _stored(directory):
+    with netCDF4.Dataset(str(directory / ref.STORAGE_FILE), "r") as storage:
+        last = int(storage.variables["last_iteration"][0])
+        positions = np.asarray(storage.variables["positions"][:last + 1])
+        states = np.asarray(storage.variables["states"][:last + 1])
+    return last, positions, states
+
+
+def test_short_run_writes_a_reference_and_a_longer_target_resumes_it(tmp_path, capsys):
+    out = tmp_path / "ref"
+    assert cli.main(SHORT + ["--ns", "0.01", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ALA2:phi_positive" in printed and "reference.json" in printed
+
+    reference = load_reference(out)
+    assert reference.molecule == "ACE-A-NME" and reference.temperature_K == 310.0
+    partition = ["ALA2:beta", "ALA2:alphaR", "ALA2:phi_positive"]
+    assert sum(reference.population(s) for s in partition) == pytest.approx(1.0)
+    assert all(np.isfinite(reference.stderr(s)) for s in partition)
+    assert reference.num_samples == 20 and reference.simulated_ns == pytest.approx(0.01)
+    provenance = reference.provenance
+    assert provenance["replicas"] == 4 and len(provenance["swap_acceptance"]) == 3
+    assert provenance["temperatures_K"][0] == pytest.approx(310.0)
+    assert provenance["temperatures_K"][-1] == pytest.approx(600.0)
+    assert provenance["wall_time_s"] > 0 and "version" in json.dumps(provenance)
+    with np.load(out / ref.TORSIONS_FILE) as torsions:
+        assert torsions["torsions"].dtype == np.float32 and torsions["torsions"].shape == (20, 2)
+    first_last, first_positions, first_states = _stored(out)
+    assert first_last == 20
+
+    assert cli.main(SHORT + ["--ns", "0.02", "-o", str(out)]) == 0
+    last, positions, states = _stored(out)
+    assert last == 40
+    np.testing.assert_array_equal(positions[:first_last + 1], first_positions)
+    np.testing.assert_array_equal(states[:first_last + 1], first_states)
+    assert load_reference(out).num_samples == 40
+    assert json.loads((out / ref.RUN_FILE).read_text())["wall_s"] >= provenance["wall_time_s"]
+
+
+def test_changed_settings_do_not_continue_a_run(tmp_path, capsys):
+    out = tmp_path / "ref"
+    assert cli.main(SHORT + ["--ns", "0.01", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(SHORT[:3] + ["--replicas", "5"] + SHORT[5:] + ["--ns", "0.02", "-o", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert _stored(out)[0] == 20
+
+
+def test_non_peptide_input_fails_before_any_file_is_written(tmp_path, capsys):
+    pdb = tmp_path / "water.pdb"
+    pdb.write_text(WATER_PDB)
+    out = tmp_path / "ref"
+    assert cli.main(["reference", str(pdb), "-o", str(out), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "openmm-timewarp reference: error:" in error and "HOH" in error
+    assert not out.exists()
+
+
+def test_unknown_preset_and_bad_lengths_fail_early(tmp_path, capsys):
+    out = tmp_path / "ref"
+    assert cli.main(["reference", "A", "--capped", "--preset", "nonsense", "-o", str(out)]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    assert cli.main(["reference", "A", "--capped", "--ns", "1", "--burn-in-ns", "2", "-o", str(out)]) == 2
+    assert "burn-in" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_default_replicas_grow_with_size_from_eight():
+    assert replica_count(22, 310.0, 600.0) == 8  # alanine dipeptide
+    assert replica_count(42, 310.0, 600.0) == 8  # ACE-AAA-NME
+    assert replica_count(200, 310.0, 600.0) > 8
+    assert ReferenceSettings().iterations_in(0.011) == 40  # rounded up to a checkpoint
