@@ -1,8 +1,16 @@
-"""MH efficiency of a flow on alanine dipeptide: acceptance, MH steps/s, torsion jumps per second.
+"""MH efficiency of a flow on alanine dipeptide: acceptance, MH steps/s, ESS/s of the macrostates.
 
-Pure Timewarp moves (moveInterval=0) from a minimised structure, Reference platform, one process.
+Pure Timewarp moves (moveInterval=0, one MH step per integrator step unless told otherwise) from
+the shipped minimised structure, Reference platform, one process and one torch thread; the state is
+recorded after every step (as the benchmark does).
 
-Usage: python benchmarks/mh_efficiency.py FLOW [--seconds 30] [--batch-size 16] [--threads 1]
+``--as-state-dependent`` hides a state-independent flow's declaration, so the kernel walks it as
+it walks any other proposal (a batch per move from the current state, the rest of the batch
+discarded after an acceptance, a reverse pass per tested proposal): the walk before the kernel
+learned to exploit state-independent proposals, for a before/after comparison.
+
+Usage: python benchmarks/mh_efficiency.py FLOW [--seconds 40] [--batch-size N] [--proposals-per-move N]
+                                          [--as-state-dependent]
 """
 
 import argparse
@@ -12,19 +20,34 @@ import time
 import numpy as np
 import torch
 import openmm
-from openmm import unit
 
 from openmm_timewarp import TimewarpIntegrator
 from openmm_timewarp.analysis import PeptideObservables
+from openmm_timewarp.analysis.autocorrelation import effective_sample_size
+from openmm_timewarp.analysis.estimates import state_estimates
 from openmm_timewarp.systems import create_system, load_alanine_dipeptide
 
 
-def angular_jump(a, b):
-    d = np.deg2rad(np.asarray(b) - np.asarray(a))
-    return np.rad2deg(np.arctan2(np.sin(d), np.cos(d)))
+class StateDependentView(torch.nn.Module):
+    """The same flow without its ``proposal_independent`` declaration (nor its recommended settings)."""
+
+    def __init__(self, flow):
+        super().__init__()
+        from openmm_timewarp import load_flow
+
+        self.inner, info = load_flow(flow)
+        for name in ("contract_version", "temperature", "tau_ps", "num_atoms", "elements", "force_field",
+                     "atomic_numbers", "bonds", "handedness"):
+            setattr(self, name, getattr(self.inner, name))
+
+    def sample(self, x_cond, atomic_numbers, z):
+        return self.inner.sample(x_cond, atomic_numbers, z)
+
+    def log_prob(self, x_cond, atomic_numbers, x, v):
+        return self.inner.log_prob(x_cond, atomic_numbers, x, v)
 
 
-def measure(flow, seconds=30.0, batch_size=16, proposals=16, seed=1, positions=None):
+def measure(flow, seconds=40.0, batch_size=None, proposals=None, seed=1):
     """Run pure MH moves for ``seconds``; return a dict of figures."""
     topology, start = load_alanine_dipeptide()
     system = create_system(topology)
@@ -32,33 +55,45 @@ def measure(flow, seconds=30.0, batch_size=16, proposals=16, seed=1, positions=N
                                     proposalsPerMove=proposals, batchSize=batch_size)
     integrator.setRandomNumberSeed(seed)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(start if positions is None else positions)
-    frames, begin = [], time.perf_counter()
+    context.setPositions(start)
+    integrator.bind(context)
+    observables = PeptideObservables(topology)
+    rows, begin = [], time.perf_counter()
     while time.perf_counter() - begin < seconds:
         integrator.step(1)
-        frames.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+        rows.append(observables.values(context.getState(getPositions=True).getPositions(asNumpy=True)._value))
     wall = time.perf_counter() - begin
-    observables = PeptideObservables(topology)
-    phi, psi = observables.values(np.array(frames)).T
-    jump = np.mean(angular_jump(phi[:-1], phi[1:]) ** 2 + angular_jump(psi[:-1], psi[1:]) ** 2)
+    indicators = observables.indicators(np.array(rows))
+    estimates = state_estimates(indicators, num_blocks=20)
     stats = integrator.getStatistics()
-    states = observables.joint_labels(np.stack([phi, psi], axis=-1))
-    return {"acceptance": stats["acceptance_rate"], "mh_steps_per_s": stats["proposals"] / wall,
-            "accepted_per_s": stats["accepted"] / wall, "torsion_jump2_per_move_deg2": float(jump),
-            "flow_share": stats["flow_time"] / wall, "energy_share": stats["energy_time"] / wall,
-            "states_visited": sorted(set(np.asarray(states).tolist())), "moves": stats["moves"]}
+    out = {"mh_steps": stats["proposals"], "seconds": round(wall, 1), "mh_steps_per_s": round(stats["proposals"] / wall),
+           "acceptance": round(stats["acceptance_rate"], 4), "flow_share": round(stats["flow_time"] / wall, 2),
+           "energy_share": round(stats["energy_time"] / wall, 2)}
+    for state, figures in estimates.items():
+        series = indicators[state].astype(float)
+        out[state] = {"population": round(figures["population"], 4), "stderr": round(figures["stderr"], 4),
+                      "entries": int(np.sum(series[1:] > series[:-1])),
+                      "ess_block_per_s": round(figures["ess"] / wall, 1),
+                      "ess_window_per_s": round(effective_sample_size(series) / wall, 1)}
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("flow")
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--proposals-per-move", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("flow", help="model name or TorchScript file")
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--batch-size", type=int, help="default: the model's recommended setting")
+    parser.add_argument("--proposals-per-move", type=int, help="default: the model's recommended setting")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--as-state-dependent", action="store_true",
+                        help="walk a state-independent flow as a state-dependent one (16 MH steps per move, batch 16 "
+                             "unless given)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(json.dumps(measure(args.flow, args.seconds, args.batch_size, args.proposals_per_move)))
+    torch.set_num_threads(1)
+    flow, batch, proposals = args.flow, args.batch_size, args.proposals_per_move
+    if args.as_state_dependent:
+        flow, batch, proposals = StateDependentView(args.flow), batch or 16, proposals or 16
+    print(json.dumps(measure(flow, args.seconds, batch, proposals, args.seed), indent=1))
 
 
 if __name__ == "__main__":

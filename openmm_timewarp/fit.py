@@ -24,15 +24,17 @@ never reads a reference; ``openmm-timewarp reference`` makes one independently.
 """
 
 import json
+import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List
 
 import numpy as np
 from openmm import unit
+
+from .workers import worker_pool
 
 FIT_FILE = "fit.json"
 STAGES = ("molecule", "explore", "seeds", "md", "train", "export", "check")
@@ -48,26 +50,28 @@ class FitSettings:
         Wall-clock budget of the whole fit; training gets what the other stages leave.
     workers : int
         Processes (one core each) for exploration and MD; training uses as many threads.
-    explore_share : float
-        Fraction of the budget spent exploring.
+    explore_share, md_share : float
+        Fractions of the budget spent exploring and (at most) on MD from the seeds.
     replicas : int, optional
         Replica-exchange temperatures (default: 8 for 22 atoms, growing with the square root of size).
     temperature_max_K : float
     seeds : int
         MD runs at the target temperature.
     seed_equilibration_ps, seed_production_ps, save_interval_ps : float
+        MD per seed; the production is shortened where the MD share of the budget would not hold it.
     check_seconds : float
         The final MH check.
     flow : dict
         Fields of :class:`openmm_timewarp.flow.internal.model.InternalFlowConfig`.
-    batch_size, learning_rate, max_epochs
-        Training.
+    batch_size, learning_rate, max_epochs, patience
+        Training (it stops ``patience`` epochs after the best validation NLL, or when the budget is spent).
     seed : int
     """
 
     minutes: float = 30.0
     workers: int = 2
     explore_share: float = 0.15
+    md_share: float = 0.35
     replicas: int = 0
     temperature_max_K: float = 600.0
     seeds: int = 128
@@ -79,17 +83,11 @@ class FitSettings:
     batch_size: int = 512
     learning_rate: float = 1e-3
     max_epochs: int = 200
+    patience: int = 8
     seed: int = 1
 
 
 # ------------------------------------------------------------------------------------------------ workers
-def _init_worker():
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _explore(molecule, settings: FitSettings, seconds: float, seed: int, path: str) -> str:
     """One replica-exchange run; saves every replica's configuration (every 2 ps) to ``path``."""
     from .samplers import ReplicaExchange, ReplicaExchangeSettings
@@ -105,30 +103,30 @@ def _explore(molecule, settings: FitSettings, seconds: float, seed: int, path: s
         for _ in range(4):
             sampler.advance()
         frames.append(sampler.all_positions().astype(np.float32))
+    stats = sampler.statistics()
     np.savez(path + ".tmp.npz", positions=np.stack(frames), temperatures_K=np.asarray(sampler.temperatures),
-             swap_acceptance=np.asarray(sampler.statistics()["swap_acceptance"]))
+             swap_acceptance=np.asarray(stats["swap_acceptance"]),
+             md_steps_per_s=stats["md_steps"] / (time.perf_counter() - start))
     os.replace(path + ".tmp.npz", path)
     return path
 
 
-def _seeded_md(directory: str, pdb: str, name: str, molecule, settings: FitSettings, seed: int) -> str:
+def _seeded_md(directory: str, pdb: str, name: str, molecule, settings: FitSettings, production_ps: float,
+               seed: int) -> str:
     """MD at the molecule's temperature from one seed structure, in the package's resumable run format."""
     from .data.simulate import simulate
 
     simulate(directory, start_pdb=pdb, name=name, preset=molecule.preset, temperature=molecule.temperature_K,
              timestep=2.0, hydrogen_mass=3.0, save_interval=settings.save_interval_ps,
-             equilibration=settings.seed_equilibration_ps, production=settings.seed_production_ps / 1000.0,
+             equilibration=settings.seed_equilibration_ps, production=production_ps / 1000.0,
              seed=seed, platform="Reference", progress=False)
     return name
 
 
 def _in_workers(function, tasks, workers: int, description: str, progress: bool) -> List[Any]:
-    import multiprocessing
-
     from tqdm.auto import tqdm
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+    with worker_pool(workers) as pool:
         futures = [pool.submit(function, *task) for task in tasks]
         results = []
         with tqdm(total=len(futures), desc=description, disable=not progress) as bar:
@@ -234,8 +232,9 @@ class Fit:
                  for k in range(s.workers) if not os.path.isfile(self.path("explore", f"run-{k}.npz"))]
         print(f"exploring with replica exchange: {s.workers} run(s) of {seconds / 60:.1f} min", flush=True)
         _in_workers(_explore, tasks, s.workers, "explore", self.progress)
-        acceptance = [np.load(self.path("explore", f"run-{k}.npz"))["swap_acceptance"].tolist() for k in range(s.workers)]
-        self._done("explore", runs=s.workers, swap_acceptance=acceptance)
+        runs = [np.load(self.path("explore", f"run-{k}.npz")) for k in range(s.workers)]
+        self._done("explore", runs=s.workers, swap_acceptance=[r["swap_acceptance"].tolist() for r in runs],
+                   md_steps_per_s=float(np.mean([r["md_steps_per_s"] for r in runs])))
 
     def _seeds(self):
         from . import systems
@@ -248,14 +247,26 @@ class Fit:
         states = self.observables.indicators(self.observables.values(seeds), extra=False)
         self._done("seeds", count=len(seeds), states={k: int(v.sum()) for k, v in states.items()})
 
+    def production_ps(self) -> float:
+        """MD per seed: ``seed_production_ps``, less if the MD share of the budget would not hold it.
+
+        The speed comes from the exploration (MD steps per second of a worker, exchanges included,
+        so the estimate errs on the short side); each run also pays ~2 s of set-up.
+        """
+        s = self.settings
+        per_run_s = s.minutes * 60.0 * s.md_share / math.ceil(s.seeds / s.workers) - 2.0
+        affordable = per_run_s * self.record["stages"]["explore"]["md_steps_per_s"] * 2.0e-3 - s.seed_equilibration_ps
+        return float(min(s.seed_production_ps, max(s.save_interval_ps * 20, round(affordable, -1))))
+
     def _md(self):
         s = self.settings
+        production = self.record.setdefault("md_production_ps", self.production_ps())
+        self._save()
         tasks = [(self.path("md"), self.path("seeds", f"seed-{k:03d}.pdb"), f"seed-{k:03d}", self.molecule, s,
-                  s.seed * 1000 + k) for k in range(s.seeds)]
-        print(f"MD at {self.molecule.temperature_K:g} K from {s.seeds} seeds, "
-              f"{s.seed_production_ps:g} ps each", flush=True)
+                  production, s.seed * 1000 + k) for k in range(s.seeds)]
+        print(f"MD at {self.molecule.temperature_K:g} K from {s.seeds} seeds, {production:g} ps each", flush=True)
         _in_workers(_seeded_md, tasks, s.workers, "md", self.progress)
-        self._done("md", runs=s.seeds, simulated_ns=s.seeds * s.seed_production_ps / 1000.0)
+        self._done("md", runs=s.seeds, production_ps=production, simulated_ns=s.seeds * production / 1000.0)
 
     def _train(self):
         import torch
@@ -270,7 +281,7 @@ class Fit:
         data = family.training_data([self.path("md")], None)
         left = s.minutes * 60.0 - self.spent_s() - s.check_seconds - 30.0
         config = TrainConfig(epochs=s.max_epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
-                             warmup_steps=100, seed=s.seed, time_limit_s=max(left, 60.0))
+                             warmup_steps=100, seed=s.seed, time_limit_s=max(left, 60.0), patience=s.patience)
         torch.manual_seed(s.seed)
         flow = family.build(family.config(s.flow), data)
         write_run_info(self.path("train"), family.name, family.config(flow.config_dict), config, data)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from openmm import app, unit
 
-from openmm_timewarp import TimewarpIntegrator
+from openmm_timewarp import TimewarpIntegrator, load_checkpoint, save_checkpoint
 from openmm_timewarp.chirality import tetrahedral_centres
 from openmm_timewarp.flow.internal.proposal import InternalCoordinateProposal
 from openmm_timewarp.flow.internal.zmatrix import InternalCoordinates, build_zmatrix, peptide_backbone
@@ -169,3 +169,30 @@ def test_permutational_isomer_labels_pick_the_handedness_of_the_model():
     for mapping in candidates:
         assert np.array_equal(_signs(XYZ[mapping], rows[:, :4]), rows[:, 4])
     assert len(tetrahedral_centres(NUMBERS, BONDS)) == len(HANDEDNESS) == 4
+
+
+def test_restart_keeps_the_mapping_buffer_and_cache(tmp_path):
+    """The shipped model on a shuffled atom order: a run split by a checkpoint repeats the whole run bit for bit."""
+    topology, positions = reordered(shuffled_within_residues(3))
+
+    def start(seed):
+        system = create_system(topology)
+        integrator = TimewarpIntegrator(310 * unit.kelvin, 1 / unit.picosecond, 1 * unit.femtosecond,
+                                        flow="alanine-dipeptide", topology=topology, batchSize=16)
+        integrator.setRandomNumberSeed(seed)
+        context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(positions)
+        return integrator, context
+
+    whole, context = start(5)
+    whole.step(60)
+    expected = context.getState(getPositions=True).getPositions(asNumpy=True)._value
+    first, context = start(5)
+    first.step(30)  # stops in the middle of a batch of 16 proposals
+    save_checkpoint(context, str(tmp_path / "run.chk"))
+    second, context = start(99)
+    load_checkpoint(context, str(tmp_path / "run.chk"))
+    second.step(30)
+    assert np.array_equal(second.getAtomMapping(), first.getAtomMapping())
+    assert np.array_equal(context.getState(getPositions=True).getPositions(asNumpy=True)._value, expected)
+    assert second.getStatistics()["accepted"] == whole.getStatistics()["accepted"] > 0

@@ -199,3 +199,30 @@ def test_missing_or_bad_metadata(tmp_path):
     (tmp_path / rundir.METADATA_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="metadata.json' is not valid JSON"):
         ds.Trajectory(str(tmp_path))
+
+
+def test_runs_with_the_other_hydrogen_order_are_relabelled(data_root, tmp_path):
+    """A run made before build_peptide fixed the labels: CB's methyl hydrogens in the other cyclic order."""
+    from openmm_timewarp.training.internal import load_molecule_runs
+
+    source = data_root / "ad" / "ACE-A-NME"
+    good, bad = tmp_path / "runs" / "good", tmp_path / "runs" / "swapped"
+    shutil.copytree(source, good)
+    shutil.copytree(source, bad)
+    trajectory = ds.Trajectory(str(bad))
+    names = [line[12:16].strip() for line in open(trajectory.topology_path()) if line.startswith(("ATOM", "HETATM"))]
+    hb2, hb3 = names.index("HB2"), names.index("HB3")
+    frames = trajectory.frames()
+    frames[:, [hb2, hb3]] = frames[:, [hb3, hb2]]
+    records = np.memmap(trajectory.path, dtype=trajectory.layout.frame_dtype(), mode="r+",
+                        offset=trajectory.layout.header_bytes, shape=(trajectory.num_frames,))
+    for k, axis in enumerate("xyz"):
+        records[axis] = frames[..., k] * 10.0  # DCD stores Angstrom
+    records.flush()
+    del records
+    permutation = ds.Trajectory(str(bad)).hydrogen_relabelling()
+    assert set(np.nonzero(permutation != np.arange(len(permutation)))[0].tolist()) == {hb2, hb3}
+    assert np.array_equal(ds.Trajectory(str(good)).hydrogen_relabelling(), np.arange(len(permutation)))
+    with pytest.warns(RuntimeWarning, match="swapped carries equivalent hydrogens in the other cyclic order"):
+        _, loaded, _ = load_molecule_runs([str(tmp_path / "runs")])
+    assert np.allclose(loaded[0], loaded[1], atol=1e-6)  # relabelled, the two runs are the same again

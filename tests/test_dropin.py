@@ -24,12 +24,21 @@ def dipeptide():
     return topology, create_system(topology), positions
 
 
-def make_simulation(dipeptide, seed=7, **kwargs):
+FLOWS = {"random-walk": small_step_flow, "shipped": lambda: "alanine-dipeptide"}
+
+
+@pytest.fixture(params=sorted(FLOWS))
+def flow(request):
+    """Every drop-in test runs with an analytic flow and with the shipped (internal-coordinate) model file."""
+    return FLOWS[request.param]
+
+
+def make_simulation(dipeptide, seed=7, flow=small_step_flow, **kwargs):
     topology, system, positions = dipeptide
     settings = dict(moveInterval=10, proposalsPerMove=4, batchSize=4)
     settings.update(kwargs)
     integrator = TimewarpIntegrator(310 * unit.kelvin, 1 / unit.picosecond, 1 * unit.femtosecond,
-                                    flow=small_step_flow(), topology=topology, **settings)
+                                    flow=flow(), topology=topology, **settings)
     integrator.setRandomNumberSeed(seed)
     simulation = app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName("Reference"))
     simulation.context.setPositions(positions)
@@ -37,8 +46,8 @@ def make_simulation(dipeptide, seed=7, **kwargs):
     return simulation
 
 
-def test_simulation_with_reporters_and_checkpoint(dipeptide, tmp_path):
-    simulation = make_simulation(dipeptide)
+def test_simulation_with_reporters_and_checkpoint(dipeptide, tmp_path, flow):
+    simulation = make_simulation(dipeptide, flow=flow)
     integrator = simulation.integrator
     log = io.StringIO()
     simulation.reporters.append(app.StateDataReporter(log, 20, step=True, potentialEnergy=True, temperature=True))
@@ -75,8 +84,8 @@ def test_simulation_with_reporters_and_checkpoint(dipeptide, tmp_path):
     assert integrator.getNumMoves() == 25
 
 
-def test_save_state_and_reinitialize(dipeptide, tmp_path):
-    simulation = make_simulation(dipeptide)
+def test_save_state_and_reinitialize(dipeptide, tmp_path, flow):
+    simulation = make_simulation(dipeptide, flow=flow)
     simulation.step(20)
     simulation.saveState(str(tmp_path / "state.xml"))
     simulation.context.reinitialize(preserveState=True)
@@ -97,24 +106,24 @@ def test_schedule_follows_the_step_count_not_the_calls(dipeptide):
     assert many_calls.context.getStepCount() == 70
 
 
-def _run(dipeptide, seed):
-    simulation = make_simulation(dipeptide, seed=seed)
+def _run(dipeptide, seed, flow):
+    simulation = make_simulation(dipeptide, seed=seed, flow=flow)
     simulation.step(60)
     positions = simulation.context.getState(getPositions=True).getPositions(asNumpy=True)._value
     return positions, simulation.integrator.getNumAccepted()
 
 
-def test_same_seed_same_trajectory(dipeptide):
+def test_same_seed_same_trajectory(dipeptide, flow):
     # one run at a time: the Reference platform draws Langevin noise from one process-wide generator
-    (pa, accepted_a), (pb, accepted_b) = _run(dipeptide, 11), _run(dipeptide, 11)
+    (pa, accepted_a), (pb, accepted_b) = _run(dipeptide, 11, flow), _run(dipeptide, 11, flow)
     assert np.array_equal(pa, pb)
     assert accepted_a == accepted_b > 0
-    pc, _ = _run(dipeptide, 12)
+    pc, _ = _run(dipeptide, 12, flow)
     assert not np.array_equal(pa, pc)
 
 
-def test_moves_only_do_not_advance_time(dipeptide):
-    simulation = make_simulation(dipeptide, moveInterval=0, proposalsPerMove=2)
+def test_moves_only_do_not_advance_time(dipeptide, flow):
+    simulation = make_simulation(dipeptide, moveInterval=0, proposalsPerMove=2, flow=flow)
     simulation.step(5)
     assert simulation.context.getStepCount() == 5
     assert simulation.context.getState().getTime().value_in_unit(unit.picosecond) == 0.0

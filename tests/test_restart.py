@@ -16,11 +16,13 @@ TOPOLOGY, POSITIONS = load_alanine_dipeptide()
 SYSTEM = create_system(TOPOLOGY)
 
 
-def simulation(seed=3):
-    integrator = TimewarpIntegrator(310 * unit.kelvin, 1 / unit.picosecond, 1 * unit.femtosecond,
-                                    flow=torch.jit.script(DriftGaussianFlow(sigma=0.001, drift=0.0, coupling=0.0,
-                                                                            temperature=310.0)),
-                                    topology=TOPOLOGY, moveInterval=5, proposalsPerMove=4, batchSize=3)
+def random_walk():
+    return torch.jit.script(DriftGaussianFlow(sigma=0.001, drift=0.0, coupling=0.0, temperature=310.0))
+
+
+def simulation(seed=3, flow=random_walk, moveInterval=5):
+    integrator = TimewarpIntegrator(310 * unit.kelvin, 1 / unit.picosecond, 1 * unit.femtosecond, flow=flow(),
+                                    topology=TOPOLOGY, moveInterval=moveInterval, proposalsPerMove=4, batchSize=3)
     integrator.setRandomNumberSeed(seed)
     sim = app.Simulation(TOPOLOGY, SYSTEM, integrator, openmm.Platform.getPlatformByName("Reference"))
     sim.context.setPositions(POSITIONS)
@@ -32,17 +34,22 @@ def positions(sim):
     return sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value
 
 
-def test_split_run_repeats_uninterrupted_run_bit_for_bit(tmp_path):
-    whole = simulation()
+@pytest.mark.parametrize("flow, move_interval", [(random_walk, 5), (lambda: "alanine-dipeptide", 5),
+                                                  (lambda: "alanine-dipeptide", 0)],
+                         ids=["random-walk", "shipped-with-md", "shipped-moves-only"])
+def test_split_run_repeats_uninterrupted_run_bit_for_bit(tmp_path, flow, move_interval):
+    """The shipped model is state-independent: its buffer, cached density and atom mapping must restart too."""
+    whole = simulation(flow=flow, moveInterval=move_interval)
     whole.step(200)
     expected, expected_stats = positions(whole), whole.integrator.getStatistics()
     del whole
 
-    first = simulation()
+    first = simulation(flow=flow, moveInterval=move_interval)
     first.step(100)
     save_checkpoint(first, str(tmp_path / "run.chk"))
     del first
-    second = simulation(seed=99)  # a fresh process would build the same objects; the seed is restored
+    # a fresh process would build the same objects; the seed is restored
+    second = simulation(seed=99, flow=flow, moveInterval=move_interval)
     load_checkpoint(second, str(tmp_path / "run.chk"))
     second.step(100)
     assert np.array_equal(positions(second), expected)

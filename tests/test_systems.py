@@ -191,3 +191,25 @@ def test_names_and_platforms():
         systems.platform_by_name("Nope")
     with pytest.raises(FileNotFoundError, match="alanine-dipeptide"):
         systems.structure_path("no-such-structure")
+
+
+@pytest.mark.parametrize("letter", ["A", "V", "S", "L", "K"])
+def test_equivalent_hydrogens_carry_one_order_whatever_the_start(letter):
+    """Builds at other backbone torsions used to name methyl/methylene hydrogens in the other cyclic
+    order: a permutational isomer that MD never turns back."""
+    import torch
+
+    from openmm_timewarp.chirality import CANONICAL_HYDROGEN_SIGN, chirality_signs, equivalent_hydrogen_groups, \
+        tetrahedral_centres
+
+    signatures = []
+    for phi, psi in ((None, None), (70, -70), (60, 40), (-70, -40)):
+        topology, positions = systems.build_peptide(letter, capped=True, phi=phi, psi=psi)
+        numbers = [a.element.atomic_number for a in topology.atoms()]
+        bonds = [(a.index, b.index) for a, b in topology.bonds()]
+        groups = {centre for centre, _ in equivalent_hydrogen_groups(numbers, bonds)}
+        rows = [r for r in tetrahedral_centres(numbers, bonds) if int(r[0]) in groups]
+        signs = chirality_signs(torch.as_tensor(np.asarray(positions._value)), torch.as_tensor(np.asarray(rows)))
+        assert len(rows) >= 2 and bool((signs == CANONICAL_HYDROGEN_SIGN).all())
+        signatures.append(signs.tolist())
+    assert all(s == signatures[0] for s in signatures)

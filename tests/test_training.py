@@ -86,3 +86,28 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     for a, b in zip(whole.flow.state_dict().values(), resumed.flow.state_dict().values()):
         assert torch.equal(a, b)
     assert [h["val_nll"] for h in whole.history] == [h["val_nll"] for h in resumed.history]
+
+
+def test_patience_stops_after_the_best_epoch_and_keeps_its_weights(tmp_path, monkeypatch):
+    import openmm_timewarp.training.trainer as trainer
+
+    scores = iter([3.0, 2.0, 2.5, 2.6, 1.0, 0.5])
+    snapshots = []
+    original = trainer.evaluate_nll
+
+    def scripted(flow, *args, **kwargs):
+        snapshots.append({k: v.clone() for k, v in flow.state_dict().items()})
+        return next(scores)
+
+    monkeypatch.setattr(trainer, "evaluate_nll", scripted)
+    train, val = toy_pairs(64, 0), toy_pairs(32, 1)
+    config = TrainConfig(epochs=6, batch_size=16, learning_rate=1e-3, warmup_steps=2, seed=3, patience=1)
+    result = train_flow(TimewarpFlow(CONFIG), train, val, collate, config, str(tmp_path), progress=False)
+    assert [h["val_nll"] for h in result.history] == [3.0, 2.0, 2.5]  # epoch 3 would be 2 past the best
+    for key, value in result.flow.state_dict().items():
+        assert torch.equal(value, snapshots[1][key])  # the weights of the best epoch
+    monkeypatch.setattr(trainer, "evaluate_nll", original)
+    longer = TrainConfig(epochs=6, batch_size=16, learning_rate=1e-3, warmup_steps=2, seed=3, patience=5,
+                         time_limit_s=1e6)
+    resumed = train_flow(TimewarpFlow(CONFIG), train, val, collate, longer, str(tmp_path), progress=False)
+    assert len(resumed.history) == 6  # other stopping rules resume the same run

@@ -27,7 +27,7 @@ from ..analysis.estimates import log_ratio_error, state_estimates, z_score
 ACCURACY_KT = 0.3
 CHECK_THRESHOLD = 0.01
 NUM_BLOCKS = 20
-NUM_CHECKPOINTS = 40
+NUM_CHECKPOINTS = 60
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,14 @@ def time_to_accuracy(wall_s: np.ndarray, indicators: Dict[str, np.ndarray], log_
         worst.append(max(log_ratio_error(cumulative[s][n - 1] / cumulative_w[n - 1], p) for s, p in reference.items()))
     worst = np.asarray(worst)
     below = worst < ACCURACY_KT
-    time = None
+    time, bound = None, "="
     if below[-1]:
         last_bad = np.nonzero(~below)[0]
-        time = float(checkpoints[last_bad[-1] + 1]) if len(last_bad) else float(checkpoints[0])
-    return {"worst_error_kT": [float(w) for w in worst], "time_s": time}
+        if len(last_bad):
+            time = float(checkpoints[last_bad[-1] + 1])
+        else:  # accurate at the first checkpoint already: at most that
+            time, bound = float(checkpoints[0]), "<"
+    return {"worst_error_kT": [float(w) for w in worst], "time_s": time, "bound": bound}
 
 
 def summarize(recordings: List[Dict[str, Any]], observables, reference, budget_s: float, boltzmann: bool = True
@@ -133,7 +136,7 @@ def summarize(recordings: List[Dict[str, Any]], observables, reference, budget_s
         states[name] = entry
     offsets = np.cumsum([0] + lengths)
     visits, accuracy = {}, []
-    checkpoints = np.geomspace(min(1.0, budget_s / 10), budget_s, NUM_CHECKPOINTS)
+    checkpoints = np.geomspace(budget_s / 1000.0, budget_s, NUM_CHECKPOINTS)
     for k, r in enumerate(recordings):
         part = {s: indicators[s][offsets[k]:offsets[k + 1]] for s in names}
         visits[k] = {s: (float(r["wall_s"][np.argmax(part[s])]) if part[s].any() else None) for s in names}
@@ -153,8 +156,17 @@ def summarize(recordings: List[Dict[str, Any]], observables, reference, budget_s
         summary["accuracy"] = {"checkpoints_s": [float(c) for c in checkpoints],
                                "worst_error_kT": [a["worst_error_kT"] for a in accuracy],
                                "replica_times_s": [a["time_s"] for a in accuracy],
-                               "time_to_accuracy_s": censored_median([a["time_s"] for a in accuracy], budget_s).to_json()}
+                               "time_to_accuracy_s": _accuracy_median(accuracy, budget_s).to_json()}
     return summary
+
+
+def _accuracy_median(accuracy: List[Dict[str, Any]], budget_s: float) -> CensoredRatio:
+    """The median time to accuracy; "<" when the median replica was accurate at the first checkpoint."""
+    median = censored_median([a["time_s"] for a in accuracy], budget_s)
+    if median.bound == "=" and all(a["bound"] == "<" for a in accuracy if a["time_s"] is not None and
+                                   a["time_s"] >= median.value):
+        return CensoredRatio(median.value, "<")
+    return median
 
 
 def _thinned(indicators, log_w, lengths, wall) -> Dict[str, float]:
@@ -223,11 +235,12 @@ def compare(summaries: Dict[str, Dict[str, Any]], baselines: Sequence[str], peer
 
 
 def _time_ratio(own: Dict[str, Any], other: Dict[str, Any]) -> CensoredRatio:
-    """own / other for two (possibly censored, ">") times."""
+    """own / other for two times that may be bounds ("<": at most, ">": more than)."""
+    value = own["value"] / other["value"]
     if own["bound"] == "=" and other["bound"] == "=":
-        return CensoredRatio(own["value"] / other["value"])
-    if own["bound"] == "=" and other["bound"] == ">":
-        return CensoredRatio(own["value"] / other["value"], "<")
-    if own["bound"] == ">" and other["bound"] == "=":
-        return CensoredRatio(own["value"] / other["value"], ">")
+        return CensoredRatio(value)
+    if own["bound"] in ("=", "<") and other["bound"] in ("=", ">"):
+        return CensoredRatio(value, "<")
+    if own["bound"] in ("=", ">") and other["bound"] in ("=", "<"):
+        return CensoredRatio(value, ">")
     return CensoredRatio(float("nan"))

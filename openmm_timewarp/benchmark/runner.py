@@ -13,11 +13,10 @@ returns the JSON's content.
 """
 
 import json
-import multiprocessing
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import wait
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from .. import __version__
 from ..analysis.peptide import PeptideObservables
 from ..samplers import equilibrate, run_for
+from ..workers import worker_pool
 from . import metrics
 from .methods import get_method
 
@@ -34,14 +34,6 @@ MAX_STORED_SAMPLES = 4000  # per replica in samples.npz
 
 class BenchmarkError(RuntimeError):
     """A replica of a method failed; the message names the method and the cause."""
-
-
-def _init_worker():
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENMM_CPU_THREADS"):
-        os.environ[name] = "1"
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _replica(method_name: str, molecule, seed: int, budget_s: float, options: Dict[str, Any],
@@ -98,9 +90,8 @@ def run_benchmark(molecule, methods: Sequence[str], budget_s: float, repeats: in
     cores = max(1, min(cores or os.cpu_count() or 1, repeats))
     observables = PeptideObservables(molecule.topology)
     starts = [equilibrate(molecule, EQUILIBRATION_PS, seed + k) for k in range(repeats)]
-    context = multiprocessing.get_context("spawn")
     recordings: Dict[str, List[Dict[str, Any]]] = {}
-    with ProcessPoolExecutor(max_workers=cores, mp_context=context, initializer=_init_worker) as pool:
+    with worker_pool(cores) as pool:
         for name in methods:
             rounds = -(-repeats // cores)
             with _progress_bar(rounds * budget_s, name, progress) as bar:

@@ -7,12 +7,11 @@ continues its unfinished runs; one failed peptide does not stop the others.
 """
 
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-import torch
-
 from .. import systems
+from ..workers import worker_pool
 from .simulate import RunResult, simulate
 
 
@@ -56,12 +55,6 @@ def shard_sequences(sequences: Iterable[str], index: int = 0, count: int = 1) ->
     return unique[index::count]
 
 
-def _init_worker() -> None:
-    os.environ["OPENMM_CPU_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-
-
 def _run_one(sequence: str, output: str, kwargs: dict) -> RunResult:
     name = systems.peptide_name(sequence, kwargs.get("capped", False)) if sequence else "?"
     try:
@@ -101,13 +94,10 @@ def simulate_many(sequences: Sequence[str], output: str, *, workers: int = 1, sh
         raise ValueError(f"workers must be at least 1, got {workers}.")
     if workers == 1 or len(selected) <= 1:
         return [_run_one(s, output, dict(kwargs, progress=progress)) for s in selected]
-    import multiprocessing
-
     from tqdm.auto import tqdm
 
     results: Dict[str, RunResult] = {}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+    with worker_pool(workers) as pool:
         futures = {pool.submit(_run_one, s, output, dict(kwargs, progress=False)): s for s in selected}
         with tqdm(total=len(futures), unit="peptide", disable=not progress) as bar:
             for future in as_completed(futures):

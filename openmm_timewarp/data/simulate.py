@@ -262,8 +262,6 @@ def _torsion_record(value):
     """Starting torsions as JSON (degrees): None, one angle, or a list with None entries."""
     if value is None:
         return None
-    if unit.isas_quantity(value):
-        value = value.value_in_unit(unit.degree)
-    if np.ndim(value) == 0:
-        return float(value)
-    return [None if v is None else float(v.value_in_unit(unit.degree) if unit.isas_quantity(v) else v) for v in value]
+    if unit.is_quantity(value) or np.ndim(value) == 0:
+        return in_unit(value, unit.degree, "torsion")
+    return [None if v is None else in_unit(v, unit.degree, "torsion") for v in value]

@@ -21,6 +21,8 @@ def add_arguments(parser):
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=200)
     parser.add_argument("--pairs-per-epoch", type=int, default=None, help="items drawn per epoch (default: all)")
+    parser.add_argument("--patience", type=int, help="stop this many epochs after the best validation NLL")
+    parser.add_argument("--minutes", type=float, help="stop after the epoch in which this much training time has passed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -67,7 +69,8 @@ def run(args):
         raise SystemExit(f"error: {error}") from None
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          warmup_steps=args.warmup_steps, pairs_per_epoch=args.pairs_per_epoch, seed=args.seed,
-                         device=args.device, align_targets=not args.no_align)
+                         device=args.device, align_targets=not args.no_align, patience=args.patience,
+                         time_limit_s=None if args.minutes is None else 60.0 * args.minutes)
     torch.manual_seed(args.seed)
     flow = family.build(family_config, data)
     write_run_info(args.output, family.name, type(family_config)(**flow.config_dict), config, data)

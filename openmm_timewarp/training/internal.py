@@ -27,10 +27,11 @@ from ..flow.internal.zmatrix import InternalCoordinates, ZMatrix, build_zmatrix,
 from ..matching import handedness_of
 from .families import FlowFamily, TrainingData, register_family
 
-# Where a model says nothing else: pure MH moves, one MH step per move (so that a chain can be
-# recorded after every step), proposals drawn 256 at a time for a state-independent flow.
+# Where a model says nothing else: pure MH moves. A state-independent flow: one MH step per move (a
+# chain can be recorded after every step), proposals drawn 256 at a time and all used. A proposal that
+# depends on the current state: 16 MH steps per move, drawn 16 at a time from the current state.
 INDEPENDENT_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 1, "batchSize": 256}
-CONDITIONAL_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 1, "batchSize": 1}
+CONDITIONAL_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 16, "batchSize": 16}
 
 
 class InternalCoordinateRows(torch.utils.data.Dataset):
@@ -115,7 +116,7 @@ def load_molecule_runs(data: Sequence[str]):
         permutation = trajectory.hydrogen_relabelling()
         relabel = not np.array_equal(permutation, np.arange(len(permutation)))
         if relabel:
-            warnings.warn(f"run {trajectory.name!r} carries equivalent hydrogens in the other cyclic order (a "
+            warnings.warn(f"run {trajectory.directory} carries equivalent hydrogens in the other cyclic order (a "
                           "permutational isomer of the other runs); its frames are relabelled.", RuntimeWarning,
                           stacklevel=2)
         positions = trajectory.frames()

@@ -56,6 +56,9 @@ class TrainConfig:
     time_limit_s : float, optional
         Stop after the epoch in which this many seconds of training (this run and the runs it
         resumed) have passed; the learning-rate schedule still plans for ``epochs``.
+    patience : int, optional
+        Stop when the validation NLL has not improved for this many epochs (the weights kept are
+        the best ones either way).
     """
 
     epochs: int = 20
@@ -73,6 +76,7 @@ class TrainConfig:
     pairs_per_epoch: Optional[int] = None
     max_validation_pairs: int = 4096
     time_limit_s: Optional[float] = None
+    patience: Optional[int] = None
 
 
 def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
@@ -247,7 +251,7 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     log_path = os.path.join(out_dir, "log.csv") if out_dir else None
     if checkpoint_path and os.path.exists(checkpoint_path):
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state["config"] != asdict(config) or state["flow_config"] != flow.config_dict:
+        if _settings(state["config"]) != _settings(asdict(config)) or state["flow_config"] != flow.config_dict:
             raise ValueError(f"{checkpoint_path} was written with other settings; use another output folder "
                              "or the same settings to resume.")
         flow.load_state_dict(state["flow"])
@@ -263,6 +267,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     spent = sum(h["seconds"] for h in history)
     for epoch in range(start_epoch, config.epochs):
         if config.time_limit_s is not None and spent >= config.time_limit_s:
+            break
+        if config.patience is not None and best is not None and epoch - best["epoch"] > config.patience:
             break
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         flow.train()
@@ -304,6 +310,14 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     if best is not None:
         ema.shadow.load_state_dict(best["ema"])
     return TrainResult(flow=ema.shadow, history=history, checkpoint=checkpoint_path, log=log_path)
+
+
+_STOPPING = ("time_limit_s", "patience")
+
+
+def _settings(config: Dict) -> Dict:
+    """A training config without its stopping rules: a run may be resumed with other ones."""
+    return {k: v for k, v in config.items() if k not in _STOPPING}
 
 
 def _write_log(path: str, history: Iterable[Dict[str, float]]):

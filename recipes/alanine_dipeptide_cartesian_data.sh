@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MD data for the shipped "alanine-dipeptide" model (resumable: run it again after an interruption).
+# MD data for the shipped "alanine-dipeptide-cartesian" model (resumable: run it again after an interruption).
 #
 # 310 K, amber99sbildn-obc, unconstrained with hydrogen mass repartitioning (3 amu, 2 fs; masses
 # do not change the configurational distribution), frames every 1 ps. Plain MD at 310 K enters
@@ -7,7 +7,7 @@
 # besides long runs started in C7eq and alphaR, short runs start in alphaL and C7ax, where
 # they stay for a few ns before crossing back. Pairs then cover all four states.
 #
-# Usage: bash recipes/alanine_dipeptide_data.sh [OUTPUT_DIR] [WORKERS]
+# Usage: bash recipes/alanine_dipeptide_cartesian_data.sh [OUTPUT_DIR] [WORKERS]
 set -euo pipefail
 out="${1:-runs/alanine-dipeptide-data}"
 workers="${2:-2}"
