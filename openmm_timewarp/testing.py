@@ -9,6 +9,16 @@ import openmm
 from . import units
 
 
+def _declare_transferable(module: torch.nn.Module, temperature: float):
+    """The contract-1 attributes of a flow for any atom count and element."""
+    module.contract_version = 1
+    module.temperature = float(temperature)
+    module.tau_ps = 0.0
+    module.num_atoms = 0
+    module.elements = []
+    module.force_field = ""
+
+
 class DriftGaussianFlow(torch.nn.Module):
     """A contract-1 flow with an asymmetric proposal and an exact density.
 
@@ -21,12 +31,7 @@ class DriftGaussianFlow(torch.nn.Module):
 
     def __init__(self, sigma: float = 0.05, drift: float = 0.02, coupling: float = 0.5, temperature: float = 300.0):
         super().__init__()
-        self.contract_version: int = 1
-        self.temperature: float = float(temperature)
-        self.tau_ps: float = 0.0
-        self.num_atoms: int = 0
-        self.elements: List[int] = []
-        self.force_field: str = ""
+        _declare_transferable(self, temperature)
         self.sigma: float = float(sigma)
         self.drift: float = float(drift)
         self.coupling: float = float(coupling)
@@ -110,12 +115,7 @@ class IndependentGaussianFlow(torch.nn.Module):
     def __init__(self, centre: Tuple[float, float, float] = (0.0, 0.0, 0.0), sigma: float = 0.1,
                  temperature: float = 300.0):
         super().__init__()
-        self.contract_version: int = 1
-        self.temperature: float = float(temperature)
-        self.tau_ps: float = 0.0
-        self.num_atoms: int = 0
-        self.elements: List[int] = []
-        self.force_field: str = ""
+        _declare_transferable(self, temperature)
         self.proposal_independent: bool = True
         self.sigma: float = float(sigma)
         self.register_buffer("centre", torch.tensor(centre, dtype=torch.float32))

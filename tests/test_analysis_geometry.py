@@ -12,6 +12,8 @@ import pytest
 
 from openmm_timewarp.analysis import PeptideObservables, dihedrals, torsions_from_positions
 
+from geometry import dihedral_degrees
+
 BOND = 0.15  # nm
 ANGLE = np.radians(111.0)
 # bonds inside each residue type
@@ -139,15 +141,6 @@ def wrap(degrees):
     return (np.asarray(degrees) + 180.0) % 360.0 - 180.0
 
 
-def _dihedral(p0, p1, p2, p3):
-    """IUPAC dihedral in degrees from four points (written independently of the package)."""
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / np.linalg.norm(b1)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return math.degrees(math.atan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
-
-
 def test_dihedrals_of_random_points():
     points = np.random.default_rng(3).normal(size=(5, 6, 3))
     quads = np.array([[0, 1, 2, 3], [5, 4, 3, 2], [1, 3, 0, 5]])
@@ -155,7 +148,7 @@ def test_dihedrals_of_random_points():
     assert measured.shape == (5, 3)
     for f in range(5):
         for q, quad in enumerate(quads):
-            assert measured[f, q] == pytest.approx(_dihedral(*points[f, quad]), abs=1e-9)
+            assert measured[f, q] == pytest.approx(dihedral_degrees(*points[f, quad]), abs=1e-9)
 
 
 def test_torsions_of_the_alanine_dipeptide_structure():
@@ -168,8 +161,8 @@ def test_torsions_of_the_alanine_dipeptide_structure():
     pdb = app.PDBFile(path)
     index = {(a.residue.name, a.name): a.index for a in pdb.topology.atoms()}
     xyz = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-    expected_phi = _dihedral(*(xyz[index[k]] for k in [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C")]))
-    expected_psi = _dihedral(*(xyz[index[k]] for k in [("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]))
+    expected_phi = dihedral_degrees(*(xyz[index[k]] for k in [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C")]))
+    expected_psi = dihedral_degrees(*(xyz[index[k]] for k in [("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]))
     observables = PeptideObservables(pdb.topology)
     assert [r.label for r in observables.residues] == ["ALA2"]
     assert np.allclose(observables.values(xyz), [expected_phi, expected_psi], atol=1e-9)

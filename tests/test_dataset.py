@@ -226,3 +226,14 @@ def test_runs_with_the_other_hydrogen_order_are_relabelled(data_root, tmp_path):
     with pytest.warns(RuntimeWarning, match="swapped carries equivalent hydrogens in the other cyclic order"):
         _, loaded, _ = load_molecule_runs([str(tmp_path / "runs")])
     assert np.allclose(loaded[0], loaded[1], atol=1e-6)  # relabelled, the two runs are the same again
+
+
+def test_internal_family_refuses_a_lag_longer_than_the_validation_blocks(data_root):
+    from openmm_timewarp.training import get_family
+
+    family = get_family("internal")
+    run = [str(data_root / "ad")]
+    validation_ps = 0.1 * 2 * FRAMES * SAVE_PS
+    assert len(family.training_data(run, lag_ps=SAVE_PS).validation) > 0
+    with pytest.raises(ValueError, match="no validation pairs at a lag of .* Use a shorter --lag"):
+        family.training_data(run, lag_ps=SAVE_PS * round(2 * validation_ps / SAVE_PS))

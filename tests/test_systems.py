@@ -10,6 +10,8 @@ from openmm import unit
 
 from openmm_timewarp import systems
 
+from geometry import dihedral_degrees
+
 # Atoms of ACE-X-NME with Amber protonation at pH 7 (His as HIE): a wrong protonation state or a
 # missing hydrogen changes the count.
 CAPPED_ATOMS = {"A": 22, "C": 23, "D": 24, "E": 27, "F": 32, "G": 19, "H": 29, "I": 31, "K": 34, "L": 31,
@@ -22,14 +24,6 @@ DIPEPTIDES = ["AC", "DE", "FG", "HI", "KL", "MN", "PQ", "RS", "TV", "WY", "YW", 
 def _net_charge(system):
     force = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
     return sum(force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in range(force.getNumParticles()))
-
-
-def _dihedral(p0, p1, p2, p3):
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / np.linalg.norm(b1)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return math.degrees(math.atan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
 
 
 def _atom(topology, residue_index, name):
@@ -101,8 +95,8 @@ def test_starting_torsions(phi, psi):
     phi_atoms = [_atom(topology, 0, "C"), _atom(topology, 1, "N"), _atom(topology, 1, "CA"), _atom(topology, 1, "C")]
     psi_atoms = [_atom(topology, 1, "N"), _atom(topology, 1, "CA"), _atom(topology, 1, "C"), _atom(topology, 2, "N")]
     degrees = [v.value_in_unit(unit.degree) if unit.is_quantity(v) else v for v in (phi, psi)]
-    assert _dihedral(*x[phi_atoms]) == pytest.approx(degrees[0], abs=0.5)
-    assert _dihedral(*x[psi_atoms]) == pytest.approx(degrees[1], abs=0.5)
+    assert dihedral_degrees(*x[phi_atoms]) == pytest.approx(degrees[0], abs=0.5)
+    assert dihedral_degrees(*x[psi_atoms]) == pytest.approx(degrees[1], abs=0.5)
 
 
 @pytest.mark.parametrize("sequence, capped, match", [

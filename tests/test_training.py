@@ -1,6 +1,9 @@
 """Likelihood training learns what a Gaussian cannot, and resumes exactly."""
 
+import os
+
 import numpy as np
+import pytest
 import torch
 
 from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
@@ -111,3 +114,10 @@ def test_patience_stops_after_the_best_epoch_and_keeps_its_weights(tmp_path, mon
                          time_limit_s=1e6)
     resumed = train_flow(TimewarpFlow(CONFIG), train, val, collate, longer, str(tmp_path), progress=False)
     assert len(resumed.history) == 6  # other stopping rules resume the same run
+
+
+def test_patience_without_a_validation_set_is_refused(tmp_path):
+    config = TrainConfig(epochs=2, batch_size=16, seed=3, patience=2)
+    with pytest.raises(ValueError, match="stopping by patience needs a validation set"):
+        train_flow(TimewarpFlow(CONFIG), toy_pairs(32, 0), [], collate, config, str(tmp_path), progress=False)
+    assert not os.listdir(tmp_path)  # refused before anything was written

@@ -159,6 +159,11 @@ class InternalFamily(FlowFamily):
             targets = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
             conditions = (np.concatenate(conditions) if conditions else np.zeros(0, dtype=np.int64)) if lag_ps else None
             datasets[name] = InternalCoordinateRows(targets, conditions)
+            if lag_ps is not None and len(targets) == 0:
+                longest = max(((stop - start) * t.save_interval_ps for t, start, stop in segments[name]), default=0.0)
+                raise ValueError(f"no {name} pairs at a lag of {lag_ps:g} ps: the {name} part of each run "
+                                 f"(by time; {longest:g} ps at the longest) is not longer than the lag. "
+                                 "Use a shorter --lag or longer runs.")
         rows = torch.as_tensor(datasets["train"].targets)
         rigid = standardization(*(column[rows] for column in columns))["rigid"]
         first = trajectories[0]

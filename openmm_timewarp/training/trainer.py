@@ -239,6 +239,9 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
+    if config.patience is not None and len(val_set) == 0:
+        raise ValueError("stopping by patience needs a validation set, and this one is empty; train without "
+                         "patience or with data that leaves validation items.")
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     flow = flow.to(device)

@@ -1,0 +1,63 @@
+"""Markdown tables for the README from benchmark JSON files (``openmm-timewarp benchmark --out DIR``).
+
+One table per file: every method's acceptance, block ESS/s of each checked macrostate, median time
+to 0.3 kT, the largest |z| of the end populations against the reference, and the replicas that
+missed a macrostate the reference holds at >= 1%.
+
+Usage: python benchmarks/summarize.py DIR/benchmark.json [DIR2/benchmark.json ...]
+"""
+
+import argparse
+import json
+
+
+def _number(value: float) -> str:
+    if value == 0:
+        return "0"
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.2e}"
+
+
+def method_rows(result: dict):
+    """(method, acceptance, {state: ESS/s}, time to 0.3 kT, max |z|, missed) for each method."""
+    for name, summary in result["methods"].items():
+        stats = summary.get("statistics") or {}
+        acceptance = f"{stats['acceptance_rate']:.3f}" if "acceptance_rate" in stats else "-"
+        checked = summary.get("checked_states") or [s for s, v in summary["states"].items() if v.get("checked")]
+        ess = {state: summary["states"][state]["ess_block_per_s"] for state in summary["states"]}
+        accuracy = summary.get("accuracy")
+        time_text = accuracy["time_to_accuracy_s"]["text"] if accuracy else "not Boltzmann"
+        z = [abs(summary["states"][s]["z"]) for s in checked if "z" in summary["states"][s]]
+        missed = {s: r for s, r in (summary.get("missed") or {}).items() if s in checked}
+        yield name, acceptance, ess, time_text, (max(z) if z else None), missed
+
+
+def table(result: dict) -> str:
+    states = [s for s, v in next(iter(result["methods"].values()))["states"].items()]
+    checked = set()
+    for summary in result["methods"].values():
+        checked.update(summary.get("checked_states") or [])
+    states = [s for s in states if s in checked] or states
+    header = ["method", "acceptance"] + [f"ESS/s {s}" for s in states] + ["time to 0.3 kT (s)", "max abs z",
+                                                                          "replicas missing a state"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, acceptance, ess, time_text, z, missed in method_rows(result):
+        miss = "; ".join(f"{s}: {len(r)}" for s, r in missed.items()) or "none"
+        cells = [name, acceptance] + [_number(ess[s]) for s in states] + [
+            time_text, "-" if z is None else f"{z:.1f}", miss]
+        lines.append("| " + " | ".join(cells) + " |")
+    settings = result["settings"]
+    return (f"{result['title']}: {settings['repeats']} replicas x {settings['budget_s']:g} s per method, "
+            f"seed {settings['seed']}\n\n" + "\n".join(lines))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    for path in args.files:
+        with open(path) as handle:
+            print(table(json.load(handle)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
