@@ -38,6 +38,7 @@ from .workers import worker_pool
 
 FIT_FILE = "fit.json"
 STAGES = ("molecule", "explore", "seeds", "md", "train", "export", "check")
+SEED_TIMESTEP_PS = 0.002  # MD from the seeds: 2 fs with hydrogen mass repartitioning
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _seeded_md(directory: str, pdb: str, name: str, molecule, settings: FitSetti
     from .data.simulate import simulate
 
     simulate(directory, start_pdb=pdb, name=name, preset=molecule.preset, temperature=molecule.temperature_K,
-             timestep=2.0, hydrogen_mass=3.0, save_interval=settings.save_interval_ps,
+             timestep=SEED_TIMESTEP_PS * 1000.0, hydrogen_mass=3.0, save_interval=settings.save_interval_ps,
              equilibration=settings.seed_equilibration_ps, production=production_ps / 1000.0,
              seed=seed, platform="Reference", progress=False)
     return name
@@ -255,7 +256,8 @@ class Fit:
         """
         s = self.settings
         per_run_s = s.minutes * 60.0 * s.md_share / math.ceil(s.seeds / s.workers) - 2.0
-        affordable = per_run_s * self.record["stages"]["explore"]["md_steps_per_s"] * 2.0e-3 - s.seed_equilibration_ps
+        steps_per_s = self.record["stages"]["explore"]["md_steps_per_s"]
+        affordable = per_run_s * steps_per_s * SEED_TIMESTEP_PS - s.seed_equilibration_ps
         return float(min(s.seed_production_ps, max(s.save_interval_ps * 20, round(affordable, -1))))
 
     def _md(self):
