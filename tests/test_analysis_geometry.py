@@ -5,7 +5,6 @@ lengths, angles and torsions, so the phi/psi that mdtraj and :class:`PeptideObse
 are known exactly.
 """
 
-import math
 
 import numpy as np
 import pytest
