@@ -2,13 +2,20 @@
 
 One table per file: every method's acceptance, block ESS/s of each checked macrostate, median time
 to 0.3 kT, the largest |z| of the end populations against the reference, and the replicas that
-missed a macrostate the reference holds at >= 1%.
+missed a macrostate the reference holds at >= 1%. With ``--reference``, the end populations of
+every Boltzmann-sampling method are scored again against another reference (a longer run of
+``openmm-timewarp reference``): |ln(p/p_ref)| and the z-score from both errors, per macrostate the
+benchmark judged that the new reference still holds at >= 1%.
 
-Usage: python benchmarks/summarize.py DIR/benchmark.json [DIR2/benchmark.json ...]
+Usage: python benchmarks/summarize.py DIR/benchmark.json [DIR2/benchmark.json ...] [--reference REF]
 """
 
 import argparse
 import json
+
+from openmm_timewarp.analysis.estimates import log_ratio_error, z_score
+from openmm_timewarp.analysis.reference import load_reference
+from openmm_timewarp.benchmark.metrics import CHECK_THRESHOLD
 
 
 def _number(value: float) -> str:
@@ -50,13 +57,39 @@ def table(result: dict) -> str:
             f"seed {settings['seed']}\n\n" + "\n".join(lines))
 
 
+def rescored(result: dict, reference) -> str:
+    """End populations of the Boltzmann methods against ``reference``: p +- se, |ln(p/p_ref)| (kT) and z."""
+    judged = {s for summary in result["methods"].values() for s in summary.get("checked_states") or []}
+    states = [s for s in next(iter(result["methods"].values()))["states"]
+              if s in judged and s in reference.states and reference.population(s) >= CHECK_THRESHOLD]
+    header = ["method"] + [f"{s} (ref {reference.population(s):.4f} +- {reference.stderr(s):.4f})" for s in states]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, summary in result["methods"].items():
+        if not summary.get("boltzmann", True):
+            continue
+        cells = [name]
+        for state in states:
+            p, se = summary["states"][state]["population"], summary["states"][state]["stderr"]
+            z = z_score(p, se, reference.population(state), reference.stderr(state))
+            cells.append(f"{p:.4f} +- {se:.4f}: {log_ratio_error(p, reference.population(state)):.2f} kT, z {z:+.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return (f"{result['title']} against {reference.molecule}, {reference.simulated_ns:g} ns "
+            f"({reference.num_samples} samples)\n\n" + "\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
+    parser.add_argument("--reference", help="score the end populations again against this reference "
+                                            "(reference.json or a folder from 'openmm-timewarp reference')")
     args = parser.parse_args(argv)
+    reference = load_reference(args.reference) if args.reference else None
     for path in args.files:
         with open(path) as handle:
-            print(table(json.load(handle)) + "\n")
+            result = json.load(handle)
+        print(table(result) + "\n")
+        if reference is not None:
+            print(rescored(result, reference) + "\n")
 
 
 if __name__ == "__main__":
