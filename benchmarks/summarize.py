@@ -62,6 +62,10 @@ def rescored(result: dict, reference) -> str:
     judged = {s for summary in result["methods"].values() for s in summary.get("checked_states") or []}
     states = [s for s in next(iter(result["methods"].values()))["states"]
               if s in judged and s in reference.states and reference.population(s) >= CHECK_THRESHOLD]
+    if not states:
+        raise SystemExit(f"the reference ({reference.molecule}) holds none of the macrostates this benchmark "
+                         f"judged ({', '.join(sorted(judged))}) at >= {CHECK_THRESHOLD:g}: is it a reference "
+                         f"for {result['title']}?")
     header = ["method"] + [f"{s} (ref {reference.population(s):.4f} +- {reference.stderr(s):.4f})" for s in states]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, summary in result["methods"].items():
