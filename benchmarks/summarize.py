@@ -38,12 +38,16 @@ def method_rows(result: dict):
         yield name, acceptance, ess, time_text, (max(z) if z else None), missed
 
 
+def judged_states(result: dict):
+    """(every macrostate of the benchmark in its order, the set any method was judged on)."""
+    states = list(next(iter(result["methods"].values()))["states"])
+    judged = {s for summary in result["methods"].values() for s in summary.get("checked_states") or []}
+    return states, judged
+
+
 def table(result: dict) -> str:
-    states = [s for s, v in next(iter(result["methods"].values()))["states"].items()]
-    checked = set()
-    for summary in result["methods"].values():
-        checked.update(summary.get("checked_states") or [])
-    states = [s for s in states if s in checked] or states
+    states, judged = judged_states(result)
+    states = [s for s in states if s in judged] or states
     header = ["method", "acceptance"] + [f"ESS/s {s}" for s in states] + ["time to 0.3 kT (s)", "max abs z",
                                                                           "replicas missing a state"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -59,9 +63,8 @@ def table(result: dict) -> str:
 
 def rescored(result: dict, reference) -> str:
     """End populations of the Boltzmann methods against ``reference``: p +- se, |ln(p/p_ref)| (kT) and z."""
-    judged = {s for summary in result["methods"].values() for s in summary.get("checked_states") or []}
-    states = [s for s in next(iter(result["methods"].values()))["states"]
-              if s in judged and s in reference.states and reference.population(s) >= CHECK_THRESHOLD]
+    states, judged = judged_states(result)
+    states = [s for s in states if s in judged and s in reference.states and reference.population(s) >= CHECK_THRESHOLD]
     if not states:
         raise SystemExit(f"the reference ({reference.molecule}) holds none of the macrostates this benchmark "
                          f"judged ({', '.join(sorted(judged))}) at >= {CHECK_THRESHOLD:g}: is it a reference "
@@ -77,8 +80,9 @@ def rescored(result: dict, reference) -> str:
             z = z_score(p, se, reference.population(state), reference.stderr(state))
             cells.append(f"{p:.4f} +- {se:.4f}: {log_ratio_error(p, reference.population(state)):.2f} kT, z {z:+.1f}")
         lines.append("| " + " | ".join(cells) + " |")
-    return (f"{result['title']} against {reference.molecule}, {reference.simulated_ns:g} ns "
-            f"({reference.num_samples} samples)\n\n" + "\n".join(lines))
+    estimator = reference.provenance.get("estimator", "target")
+    return (f"{result['title']} against {reference.molecule}, {reference.simulated_ns:g} ns per replica "
+            f"({reference.num_samples} samples, {estimator})\n\n" + "\n".join(lines))
 
 
 def main(argv=None):

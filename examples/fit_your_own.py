@@ -37,7 +37,7 @@ if __name__ == "__main__":  # the fit starts worker processes
     # the same as: openmm-timewarp fit V --capped -o runs/fit-VAL
     fit = Fit(args.out, args.sequence, capped=True, settings=settings, progress=not args.quick)
     fit.run()
-    print(summary(fit.record))
+    print(summary(fit.record, fit.directory))
 
     # an ordinary OpenMM script with the fitted model: MD at 2 fs with hydrogen mass repartitioning
     # (the Boltzmann distribution of positions is the same), Timewarp moves as the model recommends

@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 from openmm import unit
@@ -301,7 +301,8 @@ class Fit:
 
         info = export_training_folders(self.path("train"), self.path("model.pt"),
                                        notes={"fit": {"input": self.request["input"], "molecule": self.molecule.name}})
-        self._done("export", model=self.path("model.pt"), recommended_settings=info.recommended_settings)
+        # relative to the fit's folder, so a moved or copied folder's record stays true
+        self._done("export", model="model.pt", recommended_settings=info.recommended_settings)
 
     def _check(self):
         from .samplers import TimewarpSampler, TimewarpSettings, equilibrate, run_for
@@ -318,8 +319,8 @@ class Fit:
                    missed=[k for k, v in indicators.items() if not v.any()])
 
 
-def summary(record: Dict[str, Any]) -> str:
-    """The fit's summary as text."""
+def summary(record: Dict[str, Any], directory: Optional[str] = None) -> str:
+    """The fit's summary as text (the model's path inside ``directory``, the fit's folder, when given)."""
     stages, lines = record["stages"], []
     molecule, check = stages["molecule"], stages["check"]
     lines.append(f"{molecule['name']} ({molecule['atoms']} atoms, {molecule['preset']}, {molecule['temperature_K']:g} K)")
@@ -335,7 +336,8 @@ def summary(record: Dict[str, Any]) -> str:
         lines.append(f"  {state:<24} {population:.4f}")
     if check["missed"]:
         lines.append("not visited in the check: " + ", ".join(check["missed"]))
-    lines.append(f"model: {stages['export']['model']}")
+    model = stages["export"]["model"]
+    lines.append(f"model: {os.path.join(directory, model) if directory else model}")
     return "\n".join(lines)
 
 
@@ -364,5 +366,5 @@ def run(args):
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summary(fit.record))
+    print(summary(fit.record, fit.directory))
     return 0

@@ -473,6 +473,21 @@ def test_reference_from_samples_round_trip(tmp_path, capped_vgp):
         load_reference(tmp_path / "missing")
 
 
+def test_weighted_reference_weights_its_histograms_too(capped_vgp):
+    observables = PeptideObservables(capped_vgp[0])
+    rng = np.random.default_rng(8)
+    values = rng.uniform(-180.0, 180.0, size=(4000, len(observables.torsions)))
+    kept = values[:, 0] < 0.0  # VAL2 phi < 0: every other sample gets weight e^-40 ~ 0
+    reference = reference_from_samples(observables, values, molecule="ACE-VGP-NME", temperature_K=300.0,
+                                       preset="test", log_weights=np.where(kept, 0.0, -40.0), num_blocks=5)
+    assert reference.population("VAL2:phi_positive") == pytest.approx(0.0, abs=1e-12)
+    counts = reference.histograms["VAL2"]
+    assert counts.sum() == pytest.approx(len(values), abs=72 * 72)  # scaled to the sample count, rounded per bin
+    assert counts[36:].sum() == 0  # rows 36.. hold phi >= 0
+    expected = torsion_histogram(values[kept, 0], values[kept, 1], 72) * (len(values) / kept.sum())
+    assert np.abs(counts - expected).max() <= 0.5 + 1e-9
+
+
 # ---------------------------------------------------------------- Jensen-Shannon divergence
 
 

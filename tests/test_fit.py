@@ -9,7 +9,7 @@ from openmm import app
 
 from openmm_timewarp import TimewarpIntegrator, load_flow
 from openmm_timewarp.cli import main
-from openmm_timewarp.fit import STAGES, Fit, FitSettings, choose_seeds, farthest_points
+from openmm_timewarp.fit import STAGES, Fit, FitSettings, choose_seeds, farthest_points, summary
 from openmm_timewarp.analysis.peptide import PeptideObservables
 from openmm_timewarp.systems import build_peptide, create_system
 
@@ -32,6 +32,8 @@ def test_every_stage_runs_and_the_model_drives_the_integrator(fitted):
     module, info = load_flow(str(folder / "model.pt"))
     assert info.proposal_independent and info.num_atoms == 22 and info.has_graph
     assert info.recommended_settings["moveInterval"] == 0
+    assert fit.record["stages"]["export"]["model"] == "model.pt"  # relative: the folder can move
+    assert f"model: {folder / 'model.pt'}" in summary(fit.record, fit.directory)
     check = fit.record["stages"]["check"]
     assert check["mh_steps"] > 0 and set(check["populations"]) == {"ALA2:beta", "ALA2:alphaR", "ALA2:phi_positive"}
     pdb = app.PDBFile(str(folder / "structure.pdb"))

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from openmm_timewarp import cli
+from openmm_timewarp.analysis.peptide import PeptideObservables
 from openmm_timewarp.analysis.reference import load_reference
 from openmm_timewarp.data import reference as ref
 from openmm_timewarp.data.reference import ReferenceSettings
+from openmm_timewarp.molecule import load_molecule
 from openmm_timewarp.samplers.replica_exchange import replica_count
 
 # 4 replicas; one checkpoint (20 iterations, 10 ps per replica) per 0.01 ns
@@ -21,6 +23,10 @@ HETATM    2  H1  HOH A   1       0.957   0.000   0.000  1.00  0.00           H
 HETATM    3  H2  HOH A   1      -0.240   0.927   0.000  1.00  0.00           H
 END
 """
+
+
+def reference_molecule():
+    return load_molecule("A", capped=True).topology
 
 
 def _stored(directory):
@@ -42,8 +48,10 @@ def test_short_run_writes_a_reference_and_a_longer_target_resumes_it(tmp_path, c
     partition = ["ALA2:beta", "ALA2:alphaR", "ALA2:phi_positive"]
     assert sum(reference.population(s) for s in partition) == pytest.approx(1.0)
     assert all(np.isfinite(reference.stderr(s)) for s in partition)
-    assert reference.num_samples == 20 and reference.simulated_ns == pytest.approx(0.01)
+    # MBAR (the default): all 4 replicas' 20 iterations count
+    assert reference.num_samples == 80 and reference.simulated_ns == pytest.approx(0.01)
     provenance = reference.provenance
+    assert provenance["estimator"] == "mbar" and 1.0 <= provenance["kish_effective_samples"] <= 80.0
     assert provenance["replicas"] == 4 and len(provenance["swap_acceptance"]) == 3
     assert provenance["temperatures_K"][0] == pytest.approx(310.0)
     assert provenance["temperatures_K"][-1] == pytest.approx(600.0)
@@ -52,14 +60,28 @@ def test_short_run_writes_a_reference_and_a_longer_target_resumes_it(tmp_path, c
         assert torsions["torsions"].dtype == np.float32 and torsions["torsions"].shape == (20, 2)
     first_last, first_positions, first_states = _stored(out)
     assert first_last == 20
+    # what MBAR reads: replica r's reduced potential at temperature k is U_r / (k_B T_k)
+    data = ref.read_run(out, PeptideObservables(reference_molecule()), first_last)
+    energies = data.reduced_potentials * np.asarray(provenance["temperatures_K"])
+    assert data.reduced_potentials.shape == (21, 4, 4)
+    np.testing.assert_allclose(energies, energies[..., :1].repeat(4, axis=2), rtol=1e-9)
+    assert np.ptp(energies[..., 0], axis=1).max() > 0  # replicas differ
 
     assert cli.main(SHORT + ["--ns", "0.02", "-o", str(out)]) == 0
     last, positions, states = _stored(out)
     assert last == 40
     np.testing.assert_array_equal(positions[:first_last + 1], first_positions)
     np.testing.assert_array_equal(states[:first_last + 1], first_states)
-    assert load_reference(out).num_samples == 40
+    assert load_reference(out).num_samples == 160
     assert json.loads((out / ref.RUN_FILE).read_text())["wall_s"] >= provenance["wall_time_s"]
+
+    # the estimator is analysis only: the finished run is re-analysed, not extended
+    assert cli.main(SHORT + ["--ns", "0.02", "--estimator", "target", "-o", str(out)]) == 0
+    assert "samples at 310 K only (40)" in capsys.readouterr().out
+    assert _stored(out)[0] == 40
+    target_only = load_reference(out)
+    assert target_only.num_samples == 40 and target_only.provenance["estimator"] == "target"
+    assert sum(target_only.population(s) for s in partition) == pytest.approx(1.0)
 
 
 def test_changed_settings_do_not_continue_a_run(tmp_path, capsys):

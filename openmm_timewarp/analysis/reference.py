@@ -119,6 +119,12 @@ def save_reference(reference: Reference, path) -> None:
     tmp.replace(path)
 
 
+def _weights_summing_to(total: float, log_weights) -> np.ndarray:
+    log_weights = np.asarray(log_weights, dtype=float)
+    w = np.exp(log_weights - log_weights.max())
+    return w * (total / w.sum())
+
+
 def reference_from_samples(observables: PeptideObservables, values: np.ndarray, *, molecule: str,
                            temperature_K: float, preset: str, lengths: Optional[Sequence[int]] = None,
                            log_weights: Optional[np.ndarray] = None, num_blocks: int = 10,
@@ -137,11 +143,13 @@ def reference_from_samples(observables: PeptideObservables, values: np.ndarray, 
         joint_indicators = {label: labels == label for label in sorted(set(labels))}
         joint = {k: {"population": v["population"], "stderr": v["stderr"]}
                  for k, v in state_estimates(joint_indicators, log_weights, lengths, num_blocks).items()}
+    # with weights: weighted counts scaled to the number of samples (stored rounded, as counts)
+    weights = None if log_weights is None else _weights_summing_to(len(values), log_weights)
     histograms = {}
     for residue in observables.residues:
         if residue.phi is not None and residue.psi is not None:
-            histograms[residue.label] = torsion_histogram(values[:, residue.phi], values[:, residue.psi],
-                                                          HISTOGRAM_BINS)
+            counts = torsion_histogram(values[:, residue.phi], values[:, residue.psi], HISTOGRAM_BINS, weights)
+            histograms[residue.label] = np.rint(counts).astype(np.int64)
     return Reference(molecule, float(temperature_K), preset, states, joint, histograms, int(len(values)),
                      float(simulated_ns), dict(provenance or {}))
 

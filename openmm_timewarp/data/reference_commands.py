@@ -42,6 +42,9 @@ def add_arguments(parser):
                         help="top temperature, kelvin (default 600)")
     parser.add_argument("--burn-in-ns", type=float, default=1.0, metavar="NS",
                         help="ns per replica discarded before analysis (default 1)")
+    parser.add_argument("--estimator", choices=("mbar", "target"), default="mbar",
+                        help="mbar: every replica's samples, MBAR-weighted at the reference temperature (default); "
+                             "target: that temperature's samples only. Analysis only: it can change between runs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the swap draws (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -51,7 +54,8 @@ def settings_from(args):
     from .reference import ReferenceSettings
 
     return ReferenceSettings(num_replicas=args.replicas, temperature_max_K=args.t_max_k, target_ns=args.ns,
-                             minutes=args.minutes, burn_in_ns=args.burn_in_ns, seed=args.seed)
+                             minutes=args.minutes, burn_in_ns=args.burn_in_ns, estimator=args.estimator,
+                             seed=args.seed)
 
 
 def prepare(args):
@@ -68,6 +72,14 @@ def prepare(args):
     return molecule, settings
 
 
+def _estimator_line(reference) -> str:
+    p = reference.provenance
+    if p.get("estimator") == "mbar":
+        return (f"MBAR over all replicas ({reference.num_samples} samples, Kish effective size "
+                f"{p['kish_effective_samples']:.0f})")
+    return f"samples at {reference.temperature_K:g} K only ({reference.num_samples})"
+
+
 def summary(result) -> str:
     """The table printed at the end: populations with standard errors, and how the run went."""
     reference = result.reference
@@ -76,7 +88,8 @@ def summary(result) -> str:
     lines = [f"{reference.molecule} at {reference.temperature_K:g} K ({reference.preset}): {p['replicas']} replicas "
              f"{p['temperatures_K'][0]:.0f}-{p['temperatures_K'][-1]:.0f} K, {p['simulated_ns_per_replica']:g} ns per "
              f"replica ({reference.simulated_ns:g} ns after {p['burn_in_ns']:g} ns burn-in), swap acceptance "
-             f"{min(acceptance):.2f}-{max(acceptance):.2f}, {p['wall_time_s'] / 60.0:.1f} min wall time",
+             f"{min(acceptance):.2f}-{max(acceptance):.2f}, {p['wall_time_s'] / 60.0:.1f} min wall time; "
+             f"{_estimator_line(reference)}",
              "", f"{'state':<28} {'population':>10} {'stderr':>8}"]
     for name, value in reference.states.items():
         lines.append(f"{name:<28} {value['population']:>10.4f} {value['stderr']:>8.4f}")
