@@ -117,3 +117,11 @@ def test_default_replicas_grow_with_size_from_eight():
     assert replica_count(42, 310.0, 600.0) == 8  # ACE-AAA-NME
     assert replica_count(200, 310.0, 600.0) > 8
     assert ReferenceSettings().iterations_in(0.011) == 40  # rounded up to a checkpoint
+
+
+def test_mbar_on_a_run_with_a_nan_energy_says_what_to_do():
+    reduced = np.ones((3, 2, 2))
+    reduced[2, 1, 0] = np.nan
+    data = ref.RunData(np.array([[0, 1], [1, 0], [0, 1]]), np.zeros((3, 2, 2)), [0.5], reduced)
+    with pytest.raises(ValueError, match="NaN or infinite energy.*--estimator target"):
+        data.mbar_log_weights(1)
