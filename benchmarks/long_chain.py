@@ -20,25 +20,23 @@ import json
 import numpy as np
 import torch
 
-from openmm_timewarp.analysis.estimates import weighted_estimate
-from openmm_timewarp.analysis.peptide import PeptideObservables
+from openmm_timewarp.analysis.estimates import state_estimates
+from openmm_timewarp.analysis.peptide import PeptideObservables, weighted_populations
 from openmm_timewarp.molecule import load_molecule
 from openmm_timewarp.samplers import Metadynamics, TimewarpSampler, TimewarpSettings, equilibrate, run_for
 
 
 def populations(values: np.ndarray, log_weights: np.ndarray, observables: PeptideObservables) -> dict:
     indicators = observables.indicators(values, extra=True)
-    names = list(indicators)
-    columns = np.stack([indicators[k] for k in names], 1).astype(float)
     result = {}
     for skip in (0.0, 0.1, 0.25):
-        first = int(skip * len(columns))
-        mean, stderr, _ = weighted_estimate(columns[first:], log_weights[first:], num_blocks=20)
-        result[f"discard {skip:.0%}"] = {k: [round(float(mean[j]), 5), round(float(stderr[j]), 5)]
-                                         for j, k in enumerate(names)}
-    fifths = np.array_split(np.arange(len(columns)), 5)
-    result["fifths"] = {k: [round(float(weighted_estimate(columns[i, j], log_weights[i], num_blocks=2)[0]), 5)
-                            for i in fifths] for j, k in enumerate(names)}
+        first = int(skip * len(values))
+        estimates = state_estimates({k: v[first:] for k, v in indicators.items()}, log_weights[first:], num_blocks=20)
+        result[f"discard {skip:.0%}"] = {k: [round(e["population"], 5), round(e["stderr"], 5)]
+                                         for k, e in estimates.items()}
+    fifths = [weighted_populations({k: v[i] for k, v in indicators.items()}, log_weights[i])
+              for i in np.array_split(np.arange(len(values)), 5)]
+    result["fifths"] = {k: [round(fifth[k], 5) for fifth in fifths] for k in indicators}
     return result
 
 
