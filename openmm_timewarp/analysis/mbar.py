@@ -68,15 +68,16 @@ def free_energies(reduced_potentials, counts) -> np.ndarray:
     numpy.ndarray [K]
     """
     u, n = _checked(reduced_potentials, counts)
-    # pymbar is a dependency of openmmtools; it prints a banner on import, and reference runs are its only user
+    # pymbar is a dependency of openmmtools; reference runs are its only user. Its import prints a
+    # banner (only the import: the solver's own warnings stay visible)
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from pymbar import MBAR
-
-        # pymbar wants the samples grouped by the state that drew them; the order does not matter to f
-        solver = MBAR(u.T, n, solver_protocol="robust")
+    # MBAR's free energies do not depend on which state drew which sample (pymbar's docs: only its
+    # BAR initialisation does, and the default is zeros)
+    solver = MBAR(u.T, n, solver_protocol="robust")
     f = np.asarray(solver.f_k, dtype=float)
     return f - f[0]
 
