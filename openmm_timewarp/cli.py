@@ -13,6 +13,7 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "simulate": ("openmm_timewarp.data.commands", "run MD for peptide sequences (resumable, sharded)"),
+    "peptide-data": ("openmm_timewarp.data.peptide_set_commands", "training data of the transferable model: many peptides (resumable, sharded)"),
     "train": ("openmm_timewarp.training.commands", "train a Timewarp flow on MD data"),
     "finetune": ("openmm_timewarp.training.finetune_commands", "fine-tune a trained flow for MH acceptance"),
     "export": ("openmm_timewarp.training.export_commands", "export a trained flow to a TorchScript contract-1 file"),

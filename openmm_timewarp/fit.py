@@ -64,6 +64,10 @@ class FitSettings:
         MD per seed; the production is shortened where the MD share of the budget would not hold it.
     check_seconds : float
         The final MH check.
+    explore_s : float, optional
+        Seconds of exploration per worker (default: ``explore_share`` of the budget).
+    adaptive_production : bool
+        Shorten the MD per seed to fit the MD share of the budget (else always ``seed_production_ps``).
     flow : dict
         Fields of :class:`openmm_timewarp.flow.internal.model.InternalFlowConfig`.
     batch_size, learning_rate, max_epochs, patience
@@ -82,6 +86,8 @@ class FitSettings:
     seed_production_ps: float = 400.0
     save_interval_ps: float = 0.5
     check_seconds: float = 60.0
+    explore_s: Optional[float] = None
+    adaptive_production: bool = True
     flow: Dict[str, Any] = field(default_factory=dict)
     batch_size: int = 512
     learning_rate: float = 1e-3
@@ -211,14 +217,16 @@ class Fit:
     def path(self, *parts) -> str:
         return os.path.join(self.directory, *parts)
 
-    def run(self) -> Dict[str, Any]:
-        """Run (or continue) every stage; returns the check's figures."""
-        for stage in STAGES:
+    def run(self, until: str = STAGES[-1]) -> Dict[str, Any]:
+        """Run (or continue) every stage up to and including ``until``; returns that stage's figures."""
+        if until not in STAGES:
+            raise ValueError(f"unknown fit stage {until!r}; choose one of: {', '.join(STAGES)}.")
+        for stage in STAGES[:STAGES.index(until) + 1]:
             if stage in self.record["stages"]:
                 continue
             self._stage_start = time.perf_counter()
             getattr(self, f"_{stage}")()
-        return self.record["stages"]["check"]
+        return self.record["stages"][until]
 
     def _molecule(self):
         from . import systems
@@ -229,7 +237,7 @@ class Fit:
 
     def _explore(self):
         s = self.settings
-        seconds = s.minutes * 60.0 * s.explore_share
+        seconds = s.explore_s if s.explore_s is not None else s.minutes * 60.0 * s.explore_share
         os.makedirs(self.path("explore"), exist_ok=True)
         tasks = [(self.molecule, s, seconds, s.seed * 100 + k, self.path("explore", f"run-{k}.npz"))
                  for k in range(s.workers) if not os.path.isfile(self.path("explore", f"run-{k}.npz"))]
@@ -257,6 +265,8 @@ class Fit:
         so the estimate errs on the short side); each run also pays ~2 s of set-up.
         """
         s = self.settings
+        if not s.adaptive_production:
+            return float(s.seed_production_ps)
         per_run_s = s.minutes * 60.0 * s.md_share / math.ceil(s.seeds / s.workers) - 2.0
         steps_per_s = self.record["stages"]["explore"]["md_steps_per_s"]
         affordable = per_run_s * steps_per_s * SEED_TIMESTEP_PS - s.seed_equilibration_ps
