@@ -12,7 +12,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["openmm_timewarp", "openmm_timewarp.*"]),
-    package_data={"openmm_timewarp": ["models/*.pt", "models/*.md", "models/*.json", "data/*.pdb", "structures/*.pdb", "analysis/*.json", "data/*.json"]},
+    package_data={"openmm_timewarp": ["models/*.pt", "models/*.md", "models/*.json", "lab/structures/*.pdb",
+                                      "lab/analysis/*.json", "lab/datasets/*.json"]},
     install_requires=[
         "torch>=2.1",
         "openmm>=8.1",

@@ -18,7 +18,7 @@ import torch
 from openmm_timewarp.contract import load_flow
 from openmm_timewarp.flow.cartesian.export import export_flow
 from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
-from openmm_timewarp.systems import build_peptide
+from openmm_timewarp.lab.systems import build_peptide
 
 
 def molecule(sequence, capped):

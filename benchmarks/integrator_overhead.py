@@ -19,7 +19,7 @@ from openmm import unit
 from openmm_timewarp import TimewarpIntegrator
 from openmm_timewarp.flow.cartesian.export import export_flow
 from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 
 def md_rate(integrator, system, positions, seconds, chunk=10):

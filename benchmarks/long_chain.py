@@ -20,10 +20,10 @@ import json
 import numpy as np
 import torch
 
-from openmm_timewarp.analysis.estimates import state_estimates
-from openmm_timewarp.analysis.peptide import PeptideObservables, weighted_populations
-from openmm_timewarp.molecule import load_molecule
-from openmm_timewarp.samplers import Metadynamics, TimewarpSampler, TimewarpSettings, equilibrate, run_for
+from openmm_timewarp.lab.analysis.estimates import state_estimates
+from openmm_timewarp.lab.analysis.peptide import PeptideObservables, weighted_populations
+from openmm_timewarp.lab.molecule import load_molecule
+from openmm_timewarp.lab.samplers import Metadynamics, TimewarpSampler, TimewarpSettings, equilibrate, run_for
 
 
 def populations(values: np.ndarray, log_weights: np.ndarray, observables: PeptideObservables) -> dict:

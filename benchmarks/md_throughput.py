@@ -3,7 +3,7 @@
 Measures, in each of ``--processes`` worker processes (one core each):
 
 - raw: ``integrator.step`` alone on the chosen platform;
-- with saving: ``openmm_timewarp.data.simulate.simulate`` (DCD frames, checkpoints, metadata), timed
+- with saving: ``openmm_timewarp.lab.md.simulate.simulate`` (DCD frames, checkpoints, metadata), timed
   over production only (the run's own ``wall_time_s``).
 
 Usage::
@@ -31,8 +31,8 @@ def measure(args_dict):
     import openmm
     from openmm import unit
 
-    from openmm_timewarp import systems
-    from openmm_timewarp.data.simulate import read_metadata, simulate
+    from openmm_timewarp.lab import systems
+    from openmm_timewarp.lab.md.simulate import read_metadata, simulate
 
     args = argparse.Namespace(**args_dict)
     topology, positions = systems.load_alanine_dipeptide()
@@ -49,9 +49,9 @@ def measure(args_dict):
     raw = steps / (time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as output:
-        result = simulate(output, "A", capped=True, preset=args.preset, timestep=args.timestep,
-                          hydrogen_mass=args.hydrogen_mass, save_interval=args.save_interval,
-                          equilibration=10.0, production=args.production / 1000.0, platform=args.platform,
+        result = simulate(output, "A", capped=True, preset=args.preset, timestep_ps=args.timestep / 1000.0,
+                          hydrogen_mass_amu=args.hydrogen_mass, save_interval_ps=args.save_interval,
+                          equilibration_ps=10.0, production_ps=args.production, platform=args.platform,
                           progress=False)
         meta = read_metadata(result.directory)
     return {"platform": platform.getName(), "raw_steps_per_s": raw, "steps_per_s": meta["production_steps"] / meta["wall_time_s"],

@@ -22,10 +22,10 @@ import torch
 import openmm
 
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.analysis import PeptideObservables
-from openmm_timewarp.analysis.autocorrelation import effective_sample_size
-from openmm_timewarp.analysis.estimates import state_estimates
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.analysis import PeptideObservables
+from openmm_timewarp.lab.analysis.autocorrelation import effective_sample_size
+from openmm_timewarp.lab.analysis.estimates import state_estimates
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 
 class StateDependentView(torch.nn.Module):

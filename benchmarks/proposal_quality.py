@@ -18,10 +18,10 @@ from openmm import unit
 from openmm_timewarp.atoms import atomic_numbers, bonds
 from openmm_timewarp.chirality import chirality_signs, find_chirality_centres
 from openmm_timewarp.contract import load_flow
-from openmm_timewarp.data.dataset import collate_pairs, pair_datasets
-from openmm_timewarp.energy import SystemEnergy
+from openmm_timewarp.lab.datasets.pairs import collate_pairs, pair_datasets
+from openmm_timewarp.lab.energy import SystemEnergy
 from openmm_timewarp.mcmc import augmented_log_ratio
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 
 def main():

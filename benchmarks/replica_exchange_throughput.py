@@ -6,10 +6,10 @@ LangevinMiddleIntegrator MD per replica between swap rounds, 2 fs steps with hyd
 target-temperature samples (one configuration per 0.5 ps round) per wall-clock second:
 
 (a) ``openmmtools.multistate.ReplicaExchangeSampler`` as ``openmm-timewarp reference`` runs it
-    (:mod:`openmm_timewarp.data.reference`: netCDF storage of the torsion atoms every iteration,
+    (:mod:`openmm_timewarp.lab.reference_run`: netCDF storage of the torsion atoms every iteration,
     a checkpoint every 10 ps, energies of every replica at every temperature);
-(b) ``openmm_timewarp.samplers.ReplicaExchange`` (through
-    :func:`~openmm_timewarp.samplers.replica_exchange.replica_exchange_throughput`), nothing stored.
+(b) ``openmm_timewarp.lab.samplers.ReplicaExchange`` (through
+    :func:`~openmm_timewarp.lab.samplers.replica_exchange.replica_exchange_throughput`), nothing stored.
 
 Usage::
 
@@ -27,10 +27,10 @@ import torch  # noqa: E402  (torch before openmm, as the package does)
 
 torch.set_num_threads(1)
 
-from openmm_timewarp.analysis.peptide import PeptideObservables  # noqa: E402
-from openmm_timewarp.data.reference import ReferenceSettings, open_sampler, torsion_atoms  # noqa: E402
-from openmm_timewarp.molecule import load_molecule  # noqa: E402
-from openmm_timewarp.samplers.replica_exchange import (ReplicaExchangeSettings,  # noqa: E402
+from openmm_timewarp.lab.analysis.peptide import PeptideObservables  # noqa: E402
+from openmm_timewarp.lab.reference_run import ReferenceSettings, open_sampler, torsion_atoms  # noqa: E402
+from openmm_timewarp.lab.molecule import load_molecule  # noqa: E402
+from openmm_timewarp.lab.samplers.replica_exchange import (ReplicaExchangeSettings,  # noqa: E402
                                                        replica_exchange_throughput)
 
 NUM_REPLICAS = 8
@@ -59,7 +59,7 @@ def openmmtools_throughput(molecule, seconds: float) -> float:
 
 
 def own_throughput(molecule, seconds: float) -> float:
-    """ps of target-temperature samples per wall-clock second of ``openmm_timewarp.samplers.ReplicaExchange``."""
+    """ps of target-temperature samples per wall-clock second of ``openmm_timewarp.lab.samplers.ReplicaExchange``."""
     settings = ReplicaExchangeSettings(num_replicas=NUM_REPLICAS, temperature_max_K=TEMPERATURE_MAX_K,
                                        swap_interval_ps=ITERATION_PS, timestep_fs=2.0, hydrogen_mass_amu=3.0)
     return replica_exchange_throughput(molecule, settings, seconds)
@@ -77,7 +77,7 @@ def main(argv=None):
           f"{molecule.temperature_K:g}-{TEMPERATURE_MAX_K:g} K, {ITERATION_PS:g} ps per exchange, HMR 3 amu, 2 fs, "
           f"Reference platform, {args.seconds:g} s each, one core")
     print(f"(a) openmmtools ReplicaExchangeSampler (storage included): {a:7.2f} ps of 310 K samples per second")
-    print(f"(b) openmm_timewarp.samplers.ReplicaExchange:               {b:7.2f} ps of 310 K samples per second")
+    print(f"(b) openmm_timewarp.lab.samplers.ReplicaExchange:               {b:7.2f} ps of 310 K samples per second")
     print(f"(a) / (b) = {a / b:.2f}")
 
 

@@ -15,7 +15,7 @@ import torch
 import openmm
 
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 
 def rss_mb():

@@ -1,4 +1,4 @@
-"""Markdown tables for the README from benchmark JSON files (``openmm-timewarp benchmark --out DIR``).
+"""Markdown tables for docs/results.md from benchmark JSON files (``openmm-timewarp benchmark --out DIR``).
 
 One table per file: every method's acceptance, block ESS/s of each checked macrostate, median time
 to 0.3 kT, the largest |z| of the end populations against the reference, and the replicas that
@@ -13,9 +13,9 @@ Usage: python benchmarks/summarize.py DIR/benchmark.json [DIR2/benchmark.json ..
 import argparse
 import json
 
-from openmm_timewarp.analysis.estimates import log_ratio_error, z_score
-from openmm_timewarp.analysis.reference import load_reference
-from openmm_timewarp.benchmark.metrics import CHECK_THRESHOLD
+from openmm_timewarp.lab.analysis.estimates import log_ratio_error, z_score
+from openmm_timewarp.lab.analysis.reference import load_reference
+from openmm_timewarp.lab.benchmark.metrics import CHECK_THRESHOLD
 
 
 def _number(value: float) -> str:

@@ -10,10 +10,10 @@ LangevinMiddleIntegrator became a TimewarpIntegrator with ``flow=``.
 import argparse
 import sys
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 from openmm import Platform, app, unit
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.systems import structure_path
+from openmm_timewarp.lab.systems import structure_path
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="a few seconds only")

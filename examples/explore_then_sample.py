@@ -11,12 +11,12 @@ import argparse
 
 import numpy as np
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 import openmm
 from openmm import unit
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.analysis import PeptideObservables
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.analysis import PeptideObservables
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--flow", default="alanine-dipeptide")

@@ -13,13 +13,13 @@ import os
 
 import numpy as np
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 import openmm
 from openmm import app, unit
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.analysis import PeptideObservables
-from openmm_timewarp.fit import Fit, FitSettings, summary
-from openmm_timewarp.systems import create_system
+from openmm_timewarp.lab.analysis import PeptideObservables
+from openmm_timewarp.lab.fit import Fit, FitSettings, summary
+from openmm_timewarp.lab.systems import create_system
 
 if __name__ == "__main__":  # the fit starts worker processes
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

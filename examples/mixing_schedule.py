@@ -9,11 +9,11 @@ acceptance, MH steps and the fraction of time spent in MD, the flow and energy e
 import argparse
 import time
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 import openmm
 from openmm import unit
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seconds", type=float, default=20.0, help="wall-clock seconds per schedule")

@@ -9,13 +9,13 @@ serialization stores the flow's name or path, its settings, statistics and rando
 
 import argparse
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 import openmm
 from openmm import unit
 from openmmtools import cache, mcmc, states, utils
 
 from openmm_timewarp.openmmtools_move import TimewarpMove
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--flow", default="alanine-dipeptide")

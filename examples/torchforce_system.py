@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 import torch
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 import openmm
 import openmmtorch
 from openmm import unit

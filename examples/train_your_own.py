@@ -13,12 +13,12 @@ Each stage is a resumable command; the same pipeline runs from the shell:
 import argparse
 import os
 
-import openmm_timewarp  # noqa: F401  (imports torch before openmm)
+import openmm_timewarp.integrator  # noqa: F401  (loads torch before openmm)
 import openmm
 from openmm import unit
 from openmm_timewarp import TimewarpIntegrator
 from openmm_timewarp.cli import main as cli
-from openmm_timewarp.systems import create_system, read_pdb
+from openmm_timewarp.lab.systems import create_system, read_pdb
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--sequence", default="AK", help="zwitterionic peptide, one-letter codes")

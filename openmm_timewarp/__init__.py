@@ -1,43 +1,48 @@
 """openmm-timewarp: learned, time-coarsened Timewarp moves for OpenMM.
 
-Importing this package imports torch before openmm (the openmm-torch plugin needs libtorch
-loaded first) and repairs the plugin if openmm was imported earlier.
+The public names are loaded on first use, so that ``import openmm_timewarp`` and the command
+line's ``--help`` stay fast. Every runtime module that needs OpenMM imports torch first and
+repairs the openmm-torch plugin if openmm was imported earlier (:mod:`openmm_timewarp._stack`).
 """
 
-from . import _stack
+import importlib
+import sys
 
-_stack.check_stack()
-
-from .contract import CONTRACT_VERSION, FlowContractError, FlowInfo, load_flow  # noqa: E402
-from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from .integrator import TimewarpIntegrator  # noqa: E402
-from .kernel import TimewarpKernel  # noqa: E402
-from .models import list_models, register_model  # noqa: E402
-from .reporter import TimewarpReporter  # noqa: E402
+from ._moved import MovedModules
 
 __version__ = "0.1.0"
 
+if not any(isinstance(finder, MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(MovedModules())
+
+# public name -> the runtime module that defines it
+_PUBLIC = {
+    "CONTRACT_VERSION": "contract",
+    "FlowContractError": "contract",
+    "FlowInfo": "contract",
+    "load_flow": "contract",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "TimewarpIntegrator": "integrator",
+    "TimewarpKernel": "kernel",
+    "MoveStatistics": "kernel",
+    "list_models": "models",
+    "register_model": "models",
+    "TimewarpReporter": "reporter",
+    "TimewarpMove": "openmmtools_move",  # needs openmmtools: loaded only when asked for
+}
+
 
 def __getattr__(name):
-    # TimewarpMove needs openmmtools (optional): imported only when asked for.
-    if name == "TimewarpMove":
-        from .openmmtools_move import TimewarpMove
-
-        return TimewarpMove
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
-    "CONTRACT_VERSION",
-    "FlowContractError",
-    "FlowInfo",
-    "TimewarpIntegrator",
-    "TimewarpKernel",
-    "TimewarpReporter",
-    "list_models",
-    "load_checkpoint",
-    "load_flow",
-    "register_model",
-    "save_checkpoint",
-    "__version__",
-]
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = sorted(set(_PUBLIC) - {"TimewarpMove"}) + ["__version__"]

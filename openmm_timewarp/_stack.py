@@ -7,6 +7,7 @@ torch first and, when openmm was imported earlier by the user, loads the failed 
 again now that torch is present.
 """
 
+import importlib.metadata as metadata
 import re
 import warnings
 
@@ -68,8 +69,6 @@ def check_stack():
             stacklevel=3,
         )
     try:
-        import importlib.metadata as metadata
-
         metadata.version("openmmtorch")
         has_openmmtorch = True
     except Exception:
@@ -82,3 +81,6 @@ def check_stack():
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+check_stack()

@@ -1,5 +1,6 @@
 """What the integrator needs to know about the molecule: atomic numbers and bonds."""
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 from typing import List, Optional, Tuple
 
 import openmm

@@ -7,6 +7,7 @@ is the sign of d0 . (d1 x d2), d_i the vectors from the centre to its first thre
 neighbours in ascending index order.
 """
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np

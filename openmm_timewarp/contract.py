@@ -1,40 +1,23 @@
 """The Timewarp flow contract, version 1: loading, validation and metadata.
 
 A Timewarp flow is a TorchScript module (or a Python ``torch.nn.Module`` with the same
-interface) that provides
-
-- ``sample(x_cond [B,N,3], atomic_numbers [N], z [B,N,6]) -> (x [B,N,3], v [B,N,3], log_q [B])``
-- ``log_prob(x_cond [B,N,3], atomic_numbers [N], x [B,N,3], v [B,N,3]) -> log_q [B]``
-
-with positions float32 in nm, atomic numbers int64, natural-log densities of q(x, v | x_cond),
-and the attributes ``contract_version`` (int, 1), ``temperature`` (float, K), ``tau_ps``
-(float), ``num_atoms`` (int, 0 = any molecule), ``elements`` (list of int) and ``force_field``
-(str). Extra attributes are allowed; ``metadata_json`` (str), if present, is parsed into
-:attr:`FlowInfo.metadata`.
-
-Optional attributes, read when present (older files lack them):
-
-- ``proposal_independent`` (bool, default False): ``sample`` and ``log_prob`` ignore ``x_cond``
-  apart from placing a proposal in the rigid frame of ``x_cond`` (which a proposal then shares),
-  and ``log q(x, v) = log q(x) + log N(v; 0, I)`` with ``v = z[..., 3:]``. The kernel then keeps
-  unused proposals across MH steps and skips reverse passes. Checked when a Context is bound.
-- ``atomic_numbers`` (list of int, one per atom) and ``bonds`` (list of [int, int]): the
-  molecular graph of a per-molecule model, in its atom order; a user's System is matched to it.
-- ``handedness`` (list of [centre, n0, n1, n2, sign]): tetrahedral signatures of the training
-  data (chirality centres and the order of equivalent hydrogens).
-- ``component_names`` (list of str) with a method ``component(z) -> Tensor[B]`` (int64): the
-  mixture component each noise row draws from, for per-component statistics.
-- ``metadata_json["recommended_settings"]``: move settings (``moveInterval``,
-  ``proposalsPerMove``, ``batchSize``) used where the caller gives none.
+interface) with ``sample`` and ``log_prob`` methods and a few required attributes; the contract
+is stated once, in ``docs/contract.md``. This module implements it: :func:`load_flow` validates a
+flow and returns it with its :class:`FlowInfo`, and :data:`CONTRACT_VERSION` is the version this
+package reads.
 """
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Sequence, Tuple
 
+import numpy as np
 import torch
+
+from .models import list_models, model_path
 
 CONTRACT_VERSION = 1
 
@@ -122,14 +105,14 @@ def flow_info(module, source: str = "module") -> FlowInfo:
     if missing:
         raise FlowContractError(
             f"{source} is not a Timewarp flow: it has no {' or '.join(missing)} method "
-            "(see 'The flow contract' in the README)."
+            "(see docs/contract.md)."
         )
     values = {}
     for name, kind in REQUIRED_ATTRIBUTES:
         if not hasattr(module, name):
             raise FlowContractError(
                 f"{source} is not a Timewarp flow: attribute '{name}' ({kind.__name__}) is missing "
-                "(see 'The flow contract' in the README)."
+                "(see docs/contract.md)."
             )
         value = getattr(module, name)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -220,8 +203,6 @@ def load_flow(flow, device="cpu"):
     FlowContractError
         The file is missing, unreadable or not a contract-1 flow.
     """
-    from .models import model_path, list_models
-
     if isinstance(flow, torch.nn.Module):
         module, source = flow, type(flow).__name__
     elif isinstance(flow, (str, os.PathLike)):
@@ -288,3 +269,78 @@ def check_flow_outputs(module, info: FlowInfo, atomic_numbers: Sequence[int], po
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise FlowContractError(f"{info.source}: {name} has shape {got}, the contract says {shape}.")
+
+
+def _far_proposals(module, x, numbers, z, count):
+    """Finite proposals drawn from ``x`` [1, N, 3], the farthest (RMSD) from it first."""
+    n = x.shape[1]
+    moved, v, log_q = module.sample(x.expand(z.shape[0], n, 3), numbers, z)
+    finite = torch.isfinite(moved).all(dim=(1, 2)) & torch.isfinite(v).all(dim=(1, 2)) & torch.isfinite(log_q)
+    distance = torch.where(finite, (moved - x).pow(2).sum(dim=(1, 2)), torch.full_like(log_q, -1.0))
+    order = torch.argsort(distance, descending=True)
+    return [moved[i] for i in order[:count].tolist() if bool(finite[i])]
+
+
+def independence_states(module, atomic_numbers, positions, device="cpu", candidates=16, seed=1234):
+    """Conditioning states for :func:`check_independence`: states a chain with this flow may reach.
+
+    The contract lets a state-independent flow place its proposals in the rigid frame of ``x_cond``,
+    so the states are built from proposals (which share that frame): ``positions`` itself, a typical
+    proposal from it, the farthest of ``candidates`` proposals, and the farthest proposal drawn from
+    that one (two proposals away).
+
+    Returns
+    -------
+    torch.Tensor
+        [S, N, 3] float32 on ``device``.
+    """
+    n = len(atomic_numbers)
+    generator = torch.Generator().manual_seed(seed)
+    numbers = torch.as_tensor(list(atomic_numbers), dtype=torch.int64, device=device)
+    x0 = torch.as_tensor(np.asarray(positions), dtype=torch.float32, device=device).reshape(1, n, 3)
+    z = torch.randn(2, candidates, n, 6, generator=generator).to(device)
+    states = [x0[0]]
+    with flow_evaluation():
+        first = _far_proposals(module, x0, numbers, z[0], candidates)
+        if first:
+            states += [first[-1], first[0]]  # the nearest (typical) and the farthest proposal
+            second = _far_proposals(module, first[0].unsqueeze(0), numbers, z[1], 1)
+            states += second
+    return torch.stack(states)
+
+
+def check_independence(module, info, atomic_numbers, positions, device="cpu", rows=64, tolerance=1e-4):
+    """Check that a flow declaring ``proposal_independent`` ignores the state it conditions on.
+
+    The same ``rows`` noise rows are drawn from several conditioning states
+    (:func:`independence_states`: the current structure, a typical proposal, a far one and one two
+    proposals away), in one batched call. The proposals (to ``tolerance`` nm), their log q, and the
+    density of the proposals drawn from the first state, evaluated from every state, must not
+    depend on the state. A flow that takes a local step in a few percent of the rows fails; the
+    cost is three ``sample`` and two ``log_prob`` calls of at most ``4 * rows`` rows.
+
+    Raises
+    ------
+    FlowContractError
+    """
+    n = len(atomic_numbers)
+    states = independence_states(module, atomic_numbers, positions, device)
+    count = states.shape[0]
+    generator = torch.Generator().manual_seed(4321)
+    z = torch.randn(rows, n, 6, generator=generator).to(device).repeat(count, 1, 1)
+    numbers = torch.as_tensor(list(atomic_numbers), dtype=torch.int64, device=device)
+    x_cond = states.repeat_interleave(rows, dim=0)
+    with flow_evaluation():
+        x, v, log_q = (out.reshape(count, rows, *out.shape[1:]) for out in module.sample(x_cond, numbers, z))
+        # the density of the first state's proposals, from it and (in one call) from every other state
+        reference = module.log_prob(x_cond[:rows], numbers, x[0], v[0])
+        others = module.log_prob(x_cond[rows:], numbers, x[0].repeat(count - 1, 1, 1), v[0].repeat(count - 1, 1, 1))
+    density = torch.cat([reference, others]).reshape(count, rows)
+
+    def same(a, atol, rtol=0.0):
+        return all(torch.allclose(a[k], a[0], atol=atol, rtol=rtol, equal_nan=True) for k in range(1, count))
+
+    if not (same(x, tolerance) and same(v, tolerance) and same(log_q, 1e-3, 1e-5) and same(density, 1e-3, 1e-5)):
+        raise FlowContractError(
+            f"{info.source} declares proposal_independent, but its proposals or densities change with the state it "
+            "conditions on. Export it with proposal_independent = False.")

@@ -1,5 +1,7 @@
 """TimewarpIntegrator: Langevin MD interleaved with Timewarp moves, as a drop-in OpenMM integrator."""
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
+import dataclasses
 import gc
 import time
 import weakref
@@ -8,10 +10,10 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from .kernel import TimewarpKernel
+from .kernel import MoveStatistics, TimewarpKernel
 from .units import in_unit
 
-# Defaults where neither the caller nor the model says (see README, "Choosing the move settings").
+# Defaults where neither the caller nor the model says (docs/integrator.md lists how they are chosen).
 DEFAULT_MOVE_INTERVAL = 100
 DEFAULT_ENERGY_THRESHOLD = 300.0  # kJ/mol
 
@@ -44,6 +46,9 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     steps that keep a proposal unless the energy rises by more than ``energyThreshold``: fast
     at finding metastable states, but NOT Boltzmann sampling.
 
+    The full reference (move schedule, statistics, checks made when binding, limitations) is
+    ``docs/integrator.md``.
+
     Parameters
     ----------
     temperature : openmm.unit.Quantity or float
@@ -54,7 +59,7 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         MD time step (ps).
     flow : str, os.PathLike or torch.nn.Module
         The proposal: a shipped model name (:func:`openmm_timewarp.list_models`), a TorchScript
-        file, or a module honouring the flow contract (version 1).
+        file, or a module honouring the flow contract (version 1, ``docs/contract.md``).
     moveInterval : int, optional
         MD steps between moves (0: moves only). Default: the model's recommended setting
         (``getFlowInfo().recommended_settings``), else 100.
@@ -131,7 +136,6 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
             if bound is not None:
                 raise ValueError("this TimewarpIntegrator is already bound to another Context.")
         self._kernel.prepare(context, self._topology, self.getTemperature().value_in_unit(unit.kelvin), stacklevel=3)
-        self._groups = self.getIntegrationForceGroups()
         self._contextRef = weakref.ref(context)
 
     def _context(self):
@@ -172,8 +176,10 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     def _move(self, context):
         temperature = self.getTemperature().value_in_unit(unit.kelvin)
         self._kernel.prepare(context, self._topology, temperature)  # at once unless a restored state asks to re-match
+        # the target is what MD integrates: the force groups as they are now, not as they were at bind
+        groups = self.getIntegrationForceGroups()
         # with moves only, no dynamics reads the velocities: leave them (exact either way)
-        self._kernel.move(context, temperature, self._groups, redrawVelocities=self._moveInterval > 0)
+        self._kernel.move(context, temperature, groups, redrawVelocities=self._moveInterval > 0)
 
     # ------------------------------------------------------------------ settings and statistics
     def setRandomNumberSeed(self, seed):
@@ -226,36 +232,46 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     def invalidateCache(self):
         """Forget the cached energy, density and buffered proposals.
 
-        The moves reuse U(x) while the Context's positions and global parameters are unchanged;
-        call this after changing force parameters with ``updateParametersInContext``.
+        The moves reuse U(x) while the Context, its System's numbers of particles and forces, the
+        positions, the global parameters and the force groups are unchanged; call this after changing
+        force parameters with ``updateParametersInContext`` or ``Context.reinitialize`` (see
+        ``docs/kernel-cache.md``).
         """
         self._kernel.invalidateCache()
 
+    def getMoveStatistics(self):
+        """All counters and timers, with the MD time, as a :class:`~openmm_timewarp.kernel.MoveStatistics`.
+
+        Snapshots subtract: ``later - earlier`` is what happened in between (``later`` itself if
+        :meth:`resetStatistics` was called in between).
+        """
+        return dataclasses.replace(self._kernel.statistics(), md_time=self._mdTime)
+
     def getNumMoves(self):
         """Timewarp moves performed since the last :meth:`resetStatistics`."""
-        return self._kernel.numMoves
+        return self._kernel.statistics().moves
 
     def getNumProposals(self):
         """MH (or exploration) steps spent."""
-        return self._kernel.numProposals
+        return self._kernel.statistics().proposals
 
     def getNumAccepted(self):
-        return self._kernel.numAccepted
+        return self._kernel.statistics().accepted
 
     def getNumDiscarded(self):
         """Proposals drawn but never tested (after an earlier acceptance in their batch)."""
-        return self._kernel.numDiscarded
+        return self._kernel.statistics().discarded
 
     def getNumChiralityRejections(self):
-        return self._kernel.numChiralityRejections
+        return self._kernel.statistics().chirality_rejections
 
     def getAcceptanceRate(self):
         """Accepted / MH steps spent (0.0 before any move)."""
-        return self._kernel.acceptanceRate
+        return self._kernel.statistics().acceptance_rate
 
     def getStatistics(self):
         """All counters and timers as a dict (times in seconds, energy change in kJ/mol)."""
-        return dict(self._kernel.statistics(), md_time=self._mdTime)
+        return self.getMoveStatistics().as_dict()
 
     def resetStatistics(self):
         self._kernel.resetStatistics()

@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import networkx as nx
 import numpy as np
+import torch
 from networkx.algorithms.isomorphism import GraphMatcher
 
 from .chirality import signed_volumes, tetrahedral_centres
@@ -104,12 +105,45 @@ def _graph(numbers: Sequence[int], neighbours: List[List[int]], core: List[bool]
 
 
 def _signs(positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    import torch
-
     if len(rows) == 0:
         return np.zeros(0)
     volumes = signed_volumes(torch.as_tensor(positions, dtype=torch.float64), torch.as_tensor(rows, dtype=torch.int64))
     return np.sign(volumes.numpy())
+
+
+def _place_terminal_atoms(core_match, model, user, positions, rows, wanted, by_centre):
+    """Extend a match of the graphs' cores to their terminal atoms.
+
+    Terminal atoms of one element on one core atom are interchangeable. At a handedness row's
+    centre the last two are swapped where needed so that the centre has the model's handedness;
+    elsewhere the group is free and returned for enumeration.
+
+    Returns
+    -------
+    mapping : numpy.ndarray
+        ``mapping[k]`` = the user's index of model atom k.
+    free_groups : list of list of int
+        Model indices of interchangeable terminal atoms not fixed by a handedness row.
+    """
+    (model_numbers, model_nb, model_core), (user_numbers, user_nb, user_core) = model, user
+    mapping = -np.ones(len(model_numbers), dtype=np.int64)
+    for m, u in core_match.items():
+        mapping[m] = u
+    free_groups = []
+    for m_atom, u_atom in core_match.items():
+        for z in sorted({int(model_numbers[t]) for t in model_nb[m_atom] if not model_core[t]}):
+            m_terminal = [t for t in model_nb[m_atom] if not model_core[t] and model_numbers[t] == z]
+            u_terminal = [t for t in user_nb[u_atom] if not user_core[t] and user_numbers[t] == z]
+            mapping[m_terminal] = u_terminal
+            if len(m_terminal) < 2:
+                continue
+            if m_atom not in by_centre:
+                free_groups.append(m_terminal)
+                continue
+            k = by_centre[m_atom]
+            if _signs(positions, mapping[rows[k:k + 1]])[0] != wanted[k]:
+                mapping[m_terminal[-2]], mapping[m_terminal[-1]] = mapping[m_terminal[-1]], mapping[m_terminal[-2]]
+    return mapping, free_groups
 
 
 def candidate_mappings(model_numbers: Sequence[int], model_bonds: Sequence[Tuple[int, int]],
@@ -161,22 +195,9 @@ def candidate_mappings(model_numbers: Sequence[int], model_bonds: Sequence[Tuple
     inverted: Optional[List[int]] = None
     for core_match in matcher.isomorphisms_iter():
         seen_core = True
-        mapping = -np.ones(n, dtype=np.int64)
-        for m, u in core_match.items():
-            mapping[m] = u
-        free_groups = []
-        for m_atom, u_atom in core_match.items():
-            for z in sorted({int(model_numbers[t]) for t in model_nb[m_atom] if not model_core[t]}):
-                m_terminal = [t for t in model_nb[m_atom] if not model_core[t] and model_numbers[t] == z]
-                u_terminal = [t for t in user_nb[u_atom] if not user_core[t] and user_numbers[t] == z]
-                mapping[m_terminal] = u_terminal
-                if len(m_terminal) > 1:
-                    if m_atom in by_centre:
-                        k = by_centre[m_atom]
-                        if _signs(positions, mapping[rows[k:k + 1]])[0] != wanted[k]:
-                            mapping[m_terminal[-2]], mapping[m_terminal[-1]] = mapping[m_terminal[-1]], mapping[m_terminal[-2]]
-                    else:
-                        free_groups.append(m_terminal)
+        mapping, free_groups = _place_terminal_atoms(core_match, (model_numbers, model_nb, model_core),
+                                                     (user_numbers, user_nb, user_core), positions, rows, wanted,
+                                                     by_centre)
         if len(rows):
             agree = _signs(positions, mapping[rows]) == wanted
             if not agree[chiral].all():

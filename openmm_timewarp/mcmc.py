@@ -5,6 +5,7 @@ One implementation of the acceptance rule serves the integrator, the openmmtools
 the acceptance loss of fine-tuning (it is differentiable). Nothing here knows OpenMM.
 """
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 from typing import Callable, Optional, Tuple
 
 import torch

@@ -12,6 +12,7 @@ implementation. Combine it with MD the openmmtools way::
     sampler.run(1000)
 """
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 import os
 
 from openmm import unit
@@ -22,7 +23,7 @@ except ImportError as error:
     raise ImportError("TimewarpMove needs openmmtools: pip install openmmtools "
                       "(or pip install -c constraints.txt -e \".[openmmtools]\").") from error
 
-from .kernel import TimewarpKernel, decode_state, encode_state
+from .kernel import MoveStatistics, TimewarpKernel, decode_state, encode_state
 from .units import in_unit
 
 _KJ = unit.kilojoule_per_mole
@@ -106,29 +107,29 @@ class TimewarpMove(mcmc.MCMCMove):
     # ------------------------------------------------------------------ statistics
     @property
     def n_accepted(self):
-        return self._kernel.numAccepted
+        return self._kernel.statistics().accepted
 
     @property
     def n_proposed(self):
-        return self._kernel.numProposals
+        return self._kernel.statistics().proposals
 
     @property
     def statistics(self):
         """Counters and timers: n_accepted, n_proposed, n_moves, n_discarded, n_chirality_rejections,
         accepted_energy_change (kJ/mol), flow_time and energy_time (s)."""
         s = self._kernel.statistics()
-        return {"n_accepted": s["accepted"], "n_proposed": s["proposals"], "n_moves": s["moves"],
-                "n_discarded": s["discarded"], "n_chirality_rejections": s["chirality_rejections"],
-                "accepted_energy_change": s["accepted_energy_change"], "flow_time": s["flow_time"],
-                "energy_time": s["energy_time"]}
+        return {"n_accepted": s.accepted, "n_proposed": s.proposals, "n_moves": s.moves,
+                "n_discarded": s.discarded, "n_chirality_rejections": s.chirality_rejections,
+                "accepted_energy_change": s.accepted_energy_change, "flow_time": s.flow_time,
+                "energy_time": s.energy_time}
 
     @statistics.setter
     def statistics(self, value):
-        self._kernel.setStatistics({
-            "moves": value.get("n_moves", 0), "proposals": value["n_proposed"], "accepted": value["n_accepted"],
-            "discarded": value.get("n_discarded", 0), "chirality_rejections": value.get("n_chirality_rejections", 0),
-            "accepted_energy_change": value.get("accepted_energy_change", 0.0),
-            "flow_time": value.get("flow_time", 0.0), "energy_time": value.get("energy_time", 0.0)})
+        self._kernel.setStatistics(MoveStatistics(
+            moves=value.get("n_moves", 0), proposals=value["n_proposed"], accepted=value["n_accepted"],
+            discarded=value.get("n_discarded", 0), chirality_rejections=value.get("n_chirality_rejections", 0),
+            accepted_energy_change=value.get("accepted_energy_change", 0.0),
+            flow_time=value.get("flow_time", 0.0), energy_time=value.get("energy_time", 0.0)))
 
     def reset_statistics(self):
         self._kernel.resetStatistics()
@@ -154,8 +155,18 @@ class TimewarpMove(mcmc.MCMCMove):
         self._kernel.setState(decode_state(serialization["kernel_state"]))
 
     def __deepcopy__(self, memo):
-        """An independent move with the same flow (shared, it is stateless), settings and kernel state."""
+        """An independent move: the same flow (shared, it is stateless), settings and statistics, its own random stream.
+
+        openmmtools' MultiStateSampler deep-copies one move per thermodynamic state; each copy
+        draws from a stream seeded from this move's generator state and a copy counter (this
+        move's own stream is not advanced), so copies neither repeat this move's noise nor each
+        other's, and copies of identically seeded moves are identical. The copy starts with an empty
+        energy cache and proposal buffer. Serialization (openmmtools, pickle) restores the stream
+        exactly instead.
+        """
         copy = TimewarpMove.__new__(type(self))
         copy._build(self._flow_spec, self._settings, loaded=self._kernel.flow)
         copy._kernel.setState(self._kernel.getState())
+        copy._kernel.seed(self._kernel.spawnGenerator())
+        copy._kernel.invalidateCache()
         return copy

@@ -2,6 +2,8 @@
 
 import os
 
+from .integrator import TimewarpIntegrator
+
 
 class TimewarpReporter:
     """Writes, every ``reportInterval`` steps, what the TimewarpIntegrator did since the last report.
@@ -35,23 +37,18 @@ class TimewarpReporter:
         return {"steps": steps, "periodic": None, "include": []}
 
     def report(self, simulation, state):
-        from .integrator import TimewarpIntegrator
-
         integrator = simulation.integrator
         if not isinstance(integrator, TimewarpIntegrator):
             raise TypeError("TimewarpReporter needs a Simulation whose integrator is a TimewarpIntegrator.")
-        now = integrator.getStatistics()
-        last = self._last or {key: 0 for key in now}
-        delta = {key: now[key] - last[key] for key in now if key != "acceptance_rate"}
-        if self._last is not None and delta["moves"] < 0:  # statistics were reset in between
-            delta = {key: now[key] for key in delta}
+        now = integrator.getMoveStatistics()
+        delta = now if self._last is None else now - self._last  # after a reset: since the reset
         self._last = now
-        accepted = delta["accepted"]
-        row = (simulation.currentStep, delta["moves"], delta["proposals"], accepted,
-               f"{accepted / delta['proposals']:.6g}" if delta["proposals"] else "nan", delta["discarded"],
-               delta["chirality_rejections"],
-               f"{delta['accepted_energy_change'] / accepted:.6g}" if accepted else "nan",
-               f"{delta['flow_time']:.6g}", f"{delta['energy_time']:.6g}", f"{delta['md_time']:.6g}")
+        accepted = delta.accepted
+        row = (simulation.currentStep, delta.moves, delta.proposals, accepted,
+               f"{accepted / delta.proposals:.6g}" if delta.proposals else "nan", delta.discarded,
+               delta.chirality_rejections,
+               f"{delta.accepted_energy_change / accepted:.6g}" if accepted else "nan",
+               f"{delta.flow_time:.6g}", f"{delta.energy_time:.6g}", f"{delta.md_time:.6g}")
         print(",".join(str(value) for value in row), file=self._out, flush=True)
 
     def __del__(self):

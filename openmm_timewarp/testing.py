@@ -1,5 +1,6 @@
 """Small flows and Systems with known answers, for tests, examples and third-party checks."""
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 import math
 from typing import List, Tuple
 
@@ -7,6 +8,7 @@ import numpy as np
 import torch
 import openmm
 from . import units
+from openmm import app
 
 
 def _declare_transferable(module: torch.nn.Module, temperature: float):
@@ -137,6 +139,50 @@ class IndependentGaussianFlow(torch.nn.Module):
         return self.sample(x_cond, atomic_numbers, z)
 
 
+class PartlyLocalFlow(torch.nn.Module):
+    """A flow that declares ``proposal_independent`` falsely: a local step from ``x_cond`` in a few rows.
+
+    A row whose first auxiliary noise value ``z[..., 0, 3]`` exceeds ``threshold`` (1.2816: 10% of
+    rows) proposes ``x' = x_cond + local_sigma * z[..., :3]``; the other rows draw from
+    N(centre, sigma^2) as :class:`IndependentGaussianFlow` does. ``log_prob`` is the matching
+    mixture density, so ``sample`` and ``log_prob`` agree: only the independence claim is false.
+    For testing the bind-time independence check.
+    """
+
+    elements: List[int]
+
+    def __init__(self, centre: Tuple[float, float, float] = (0.0, 0.0, 0.0), sigma: float = 0.1,
+                 local_sigma: float = 0.02, threshold: float = 1.2816, temperature: float = 300.0):
+        super().__init__()
+        _declare_transferable(self, temperature)
+        self.proposal_independent: bool = True
+        self.sigma: float = float(sigma)
+        self.local_sigma: float = float(local_sigma)
+        self.threshold: float = float(threshold)
+        self.register_buffer("centre", torch.tensor(centre, dtype=torch.float32))
+
+    @torch.jit.export
+    def sample(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        local = (z[..., 0, 3] > self.threshold).to(z.dtype)[..., None, None]
+        step = x_cond + self.local_sigma * z[..., :3]
+        x = local * step + (1.0 - local) * (self.centre.to(z.dtype) + self.sigma * z[..., :3])
+        v = z[..., 3:]
+        return x, v, self.log_prob(x_cond, atomic_numbers, x, v)
+
+    @torch.jit.export
+    def log_prob(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        dim = float(x.shape[-1] * x.shape[-2])
+        far = ((x - self.centre.to(x.dtype)) / self.sigma).pow(2).sum(dim=(-2, -1))
+        near = ((x - x_cond) / self.local_sigma).pow(2).sum(dim=(-2, -1))
+        log_far = math.log(0.9) - dim * math.log(self.sigma) - 0.5 * far
+        log_near = math.log(0.1) - dim * math.log(self.local_sigma) - 0.5 * near
+        mixture = torch.logsumexp(torch.stack([log_far, log_near]), dim=0)
+        return mixture - dim * math.log(2.0 * math.pi) - 0.5 * v.pow(2).sum(dim=(-2, -1))
+
+    def forward(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.sample(x_cond, atomic_numbers, z)
+
+
 # A four-atom chain whose energy separates in internal coordinates: its exact marginals are 1-D integrals.
 CHAIN_BOND = (0.15, 20000.0)  # r0 (nm), k (kJ/mol/nm^2)
 CHAIN_ANGLE = (2.3, 25.0)  # theta0 (rad), k (kJ/mol/rad^2): soft, so the sin(theta) Jacobian matters
@@ -155,8 +201,6 @@ def torsion_chain_system(restraint: float = 0.0):
     topology : openmm.app.Topology
     positions : numpy.ndarray [4, 3] (nm)
     """
-    from openmm import app
-
     system = openmm.System()
     topology = app.Topology()
     residue = topology.addResidue("CHN", topology.addChain())

@@ -6,6 +6,7 @@ function that takes a physical value goes through :func:`in_unit` or :func:`as_q
 same mistake (a length where a time belongs) gets the same error everywhere.
 """
 
+from . import _stack  # noqa: F401  (torch before openmm; repairs the openmm-torch plugin)
 from typing import Optional
 
 from openmm import unit

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from openmm_timewarp.analysis import (
+from openmm_timewarp.lab.analysis import (
     PeptideObservables,
     block_ess,
     block_standard_error,
@@ -26,8 +26,8 @@ from openmm_timewarp.analysis import (
     weighted_populations,
     z_score,
 )
-from openmm_timewarp.analysis.autocorrelation import autocorrelation
-from openmm_timewarp.analysis.torsions import wrap_degrees
+from openmm_timewarp.lab.analysis.autocorrelation import autocorrelation
+from openmm_timewarp.lab.analysis.torsions import wrap_degrees
 
 N_SIGMA = 4.0
 
@@ -234,7 +234,7 @@ def test_block_standard_error_of_independent_samples():
 @pytest.fixture(scope="module")
 def capped_vgp():
     """ACE-VAL-GLY-PRO-NME: a standard residue with chi1, glycine and proline."""
-    from openmm_timewarp import systems
+    from openmm_timewarp.lab import systems
 
     return systems.build_peptide("VGP", capped=True, phi=[-70.0, 80.0, -65.0], psi=[140.0, -30.0, 150.0])
 
@@ -242,7 +242,7 @@ def capped_vgp():
 @pytest.fixture(scope="module")
 def zwitterion_ag():
     """ALA-GLY zwitterion: ALA1 has only psi, GLY2 only phi."""
-    from openmm_timewarp import systems
+    from openmm_timewarp.lab import systems
 
     return systems.build_peptide("AG")
 
@@ -333,13 +333,25 @@ def test_states_of_proline(capped_vgp, phi, psi, expected):
 def test_states_of_uncapped_termini(zwitterion_ag):
     observables = PeptideObservables(zwitterion_ag[0])
     assert observables.names == ["psi1", "phi2"]
-    assert [(r.label, r.kind) for r in observables.residues] == [("ALA1", "psi"), ("GLY2", "phi")]
+    assert [(r.label, r.kind) for r in observables.residues] == [("ALA1", "psi"), ("GLY2", "glycine_phi")]
     assert states_of(observables, "ALA1", psi1=-100.0) == {"alpha"}
     assert states_of(observables, "ALA1", psi1=100.0) == {"beta"}
     assert states_of(observables, "GLY2", phi2=0.0) == {"phi_positive"}
     assert states_of(observables, "GLY2", phi2=179.9) == {"phi_positive"}
     assert states_of(observables, "GLY2", phi2=180.0) == {"phi_negative"}
     assert states_of(observables, "GLY2", phi2=-0.1) == {"phi_negative"}
+
+
+@pytest.mark.parametrize("phi, expected", [(-150.0, "beta"), (-90.1, "beta"), (-90.0, "alphaR"), (-0.1, "alphaR"),
+                                           (0.0, "phi_positive"), (119.9, "phi_positive"), (120.0, "beta"),
+                                           (180.0, "beta")])
+def test_states_of_a_c_terminal_residue_with_phi_only(phi, expected):
+    from openmm_timewarp.lab.systems import build_peptide
+
+    observables = PeptideObservables(build_peptide("GV")[0])
+    assert [(r.label, r.kind, r.states) for r in observables.residues][1] == (
+        "VAL2", "phi", ("beta", "alphaR", "phi_positive"))
+    assert states_of(observables, "VAL2", phi2=phi) == {expected}
 
 
 def test_a_topology_without_backbone_torsions_is_not_a_peptide():

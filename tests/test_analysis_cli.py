@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from openmm_timewarp.analysis import (
+from openmm_timewarp.lab.analysis import (
     PeptideObservables,
     effective_sample_size,
     jensen_shannon_divergence,
@@ -19,7 +19,7 @@ from openmm_timewarp.analysis import (
     torsion_histogram,
     z_score,
 )
-from openmm_timewarp.analysis.torsions import dcd_frame_interval_ps
+from openmm_timewarp.lab.analysis.torsions import dcd_frame_interval_ps
 
 # (phi, psi) in degrees at the centre of each Ramachandran region of a standard residue
 CENTRES = {"beta": (-80.0, 150.0), "alphaR": (-70.0, -30.0), "alphaL": (60.0, 40.0)}
@@ -28,7 +28,7 @@ _BUILT = {}
 
 def conformation(sequence, states):
     """Topology and positions (nm) of the capped peptide with each residue at the centre of its state."""
-    from openmm_timewarp import systems
+    from openmm_timewarp.lab import systems
 
     key = (sequence, tuple(states))
     if key not in _BUILT:
@@ -45,7 +45,7 @@ def write_run(directory, name, sequence, frames):
     import openmm
     from openmm import app, unit
 
-    from openmm_timewarp import systems
+    from openmm_timewarp.lab import systems
 
     topology, first = conformation(sequence, frames[0])
     pdb = directory / f"{sequence}.pdb"
@@ -190,7 +190,7 @@ def test_alanine_dipeptide_is_compared_with_the_packaged_reference(tmp_path, cap
 def test_analyze_refuses_inputs_it_cannot_use(tmp_path, capsys):
     from openmm import app, unit
 
-    from openmm_timewarp.analysis.reference import PACKAGED_REFERENCE
+    from openmm_timewarp.lab.analysis.reference import PACKAGED_REFERENCE
     from openmm_timewarp.cli import main
 
     md, pdb = write_run(tmp_path, "md", "AA", MD_FRAMES[:20])

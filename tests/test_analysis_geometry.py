@@ -9,7 +9,7 @@ are known exactly.
 import numpy as np
 import pytest
 
-from openmm_timewarp.analysis import PeptideObservables, dihedrals, torsions_from_positions
+from openmm_timewarp.lab.analysis import PeptideObservables, dihedrals, torsions_from_positions
 
 from geometry import dihedral_degrees
 
@@ -112,7 +112,7 @@ def test_model_dihedral_sign_matches_mdtraj():
 
 def test_longer_peptide_torsions():
     mdtraj = pytest.importorskip("mdtraj")
-    from openmm_timewarp.analysis import backbone_torsions, residue_torsions
+    from openmm_timewarp.lab.analysis import backbone_torsions, residue_torsions
 
     phi = np.array([[-60.0, -120.0, 55.0], [-80.0, 70.0, -150.0]])
     psi = np.array([[-45.0, 130.0, 35.0], [150.0, -60.0, 160.0]])
@@ -153,8 +153,8 @@ def test_dihedrals_of_random_points():
 def test_torsions_of_the_alanine_dipeptide_structure():
     from openmm import app, unit
 
-    from openmm_timewarp import systems
-    from openmm_timewarp.analysis import load_trajectory
+    from openmm_timewarp.lab import systems
+    from openmm_timewarp.lab.analysis import load_trajectory
 
     path = systems.structure_path("alanine-dipeptide")
     pdb = app.PDBFile(path)

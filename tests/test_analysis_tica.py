@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from openmm_timewarp.analysis import effective_sample_size, fit_tica, project, tica_features
-from openmm_timewarp.analysis.tica import load_tica, save_tica
+from openmm_timewarp.lab.analysis import effective_sample_size, fit_tica, project, tica_features
+from openmm_timewarp.lab.analysis.tica import load_tica, save_tica
 
 from test_analysis_geometry import dipeptide_trajectory
 

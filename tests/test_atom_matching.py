@@ -11,7 +11,7 @@ from openmm_timewarp.chirality import tetrahedral_centres
 from openmm_timewarp.flow.internal.proposal import InternalCoordinateProposal
 from openmm_timewarp.flow.internal.zmatrix import InternalCoordinates, build_zmatrix, peptide_backbone
 from openmm_timewarp.matching import MoleculeMismatchError, candidate_mappings, handedness_of
-from openmm_timewarp.systems import build_peptide, create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import build_peptide, create_system, load_alanine_dipeptide
 
 from test_internal_flow import perturbed_internal_flow
 

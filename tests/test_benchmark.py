@@ -8,15 +8,16 @@ import warnings
 import numpy as np
 import pytest
 
-from openmm_timewarp import cli, systems
-from openmm_timewarp.analysis.peptide import PeptideObservables
-from openmm_timewarp.analysis.reference import PACKAGED_REFERENCE, Reference, reference_from_samples, save_reference
-from openmm_timewarp.benchmark import DEFAULT_METHODS, get_method, method_names, metrics, run_benchmark
-from openmm_timewarp.benchmark.metrics import CensoredRatio, censored_median, compare, ratio, summarize, \
+from openmm_timewarp import cli
+from openmm_timewarp.lab import systems
+from openmm_timewarp.lab.analysis.peptide import PeptideObservables
+from openmm_timewarp.lab.analysis.reference import PACKAGED_REFERENCE, Reference, reference_from_samples, save_reference
+from openmm_timewarp.lab.benchmark import DEFAULT_METHODS, get_method, method_names, metrics, run_benchmark
+from openmm_timewarp.lab.benchmark.metrics import CensoredRatio, censored_median, compare, ratio, summarize, \
     time_to_accuracy
-from openmm_timewarp.molecule import load_molecule
-from openmm_timewarp.samplers import Metadynamics, MolecularDynamics, ReplicaExchange, TimewarpSampler
-from openmm_timewarp.samplers.replica_exchange import replica_count
+from openmm_timewarp.lab.molecule import load_molecule
+from openmm_timewarp.lab.samplers import Metadynamics, MolecularDynamics, ReplicaExchange, TimewarpSampler
+from openmm_timewarp.lab.samplers.replica_exchange import replica_count
 
 # (phi, psi) in degrees inside each alanine-dipeptide state
 BETA, ALPHA_R, ALPHA_L = (-80.0, 150.0), (-80.0, -40.0), (60.0, 40.0)
@@ -230,7 +231,7 @@ def test_compare_against_the_best_baseline_and_the_peers():
 
 
 def test_error_figure_when_no_replica_ever_saw_every_checked_state(tmp_path):
-    from openmm_timewarp.benchmark.figures import error_vs_time_figure
+    from openmm_timewarp.lab.benchmark.figures import error_vs_time_figure
 
     accuracy = {"checkpoints_s": [0.3, 1.0, 3.0], "worst_error_kT": [[math.inf] * 3, [math.inf] * 3]}
     result = {"title": "short run", "methods": {"md-2fs-hmr": {"accuracy": accuracy}}}

@@ -11,7 +11,7 @@ from openmm import unit
 from openmm_timewarp import TimewarpIntegrator
 from openmm_timewarp.atoms import atomic_numbers, bonds
 from openmm_timewarp.chirality import chirality_changed, chirality_signs, find_chirality_centres
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 
 
 def test_alanine_dipeptide_has_one_centre_at_ca():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from openmm import unit
 
-from openmm_timewarp.data import dataset as ds
-from openmm_timewarp.data import rundir
-from openmm_timewarp.data import simulate as md
+from openmm_timewarp.lab.datasets import pairs as ds
+from openmm_timewarp.lab.md import rundir
+from openmm_timewarp.lab.md import simulate as md
 
 PEPTIDES = ["AK", "GA", "DE", "WY", "PQ", "HS"]
 FRAMES = 30
@@ -22,11 +22,11 @@ SAVE_PS = 0.01
 def data_root(tmp_path_factory):
     """Short runs of six uncapped dipeptides (two runs of AK) and alanine dipeptide; frames every 10 fs."""
     root = tmp_path_factory.mktemp("md")
-    settings = dict(save_interval=SAVE_PS, equilibration=0.0, production=FRAMES * SAVE_PS * unit.picosecond, progress=False)
+    settings = dict(save_interval_ps=SAVE_PS, equilibration_ps=0.0, production_ps=FRAMES * SAVE_PS * unit.picosecond, progress=False)
     for sequence in PEPTIDES:
         md.simulate(str(root / "2aa"), sequence, **settings)
     md.simulate(str(root / "2aa-seed2"), "AK", seed=2, **settings)
-    md.simulate(str(root / "ad"), "A", capped=True, **dict(settings, production=2 * FRAMES * SAVE_PS * unit.picosecond))
+    md.simulate(str(root / "ad"), "A", capped=True, **dict(settings, production_ps=2 * FRAMES * SAVE_PS * unit.picosecond))
     return root
 
 
@@ -203,7 +203,7 @@ def test_missing_or_bad_metadata(tmp_path):
 
 def test_runs_with_the_other_hydrogen_order_are_relabelled(data_root, tmp_path):
     """A run made before build_peptide fixed the labels: CB's methyl hydrogens in the other cyclic order."""
-    from openmm_timewarp.training.internal import load_molecule_runs
+    from openmm_timewarp.lab.training.internal import load_molecule_runs
 
     source = data_root / "ad" / "ACE-A-NME"
     good, bad = tmp_path / "runs" / "good", tmp_path / "runs" / "swapped"
@@ -229,7 +229,7 @@ def test_runs_with_the_other_hydrogen_order_are_relabelled(data_root, tmp_path):
 
 
 def test_internal_family_refuses_a_lag_longer_than_the_validation_blocks(data_root):
-    from openmm_timewarp.training import get_family
+    from openmm_timewarp.lab.training import get_family
 
     family = get_family("internal")
     run = [str(data_root / "ad")]

@@ -9,7 +9,7 @@ import torch
 from openmm import app, unit
 
 from openmm_timewarp import TimewarpIntegrator
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 from openmm_timewarp.testing import DriftGaussianFlow, double_well_system
 
 

@@ -8,7 +8,7 @@ proportional to mu(x) times the acceptance rate from x).
 
 import pytest
 
-import openmm_timewarp.kernel as kernel_module
+import openmm_timewarp.kernel.walks as kernel_module
 import openmm_timewarp.mcmc as mcmc
 
 from sampling import Z_LIMIT, double_well_z_scores

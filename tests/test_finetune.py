@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from openmm_timewarp.energy import SystemEnergy, differentiable_energy
+from openmm_timewarp.lab.energy import SystemEnergy, differentiable_energy
 from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
 from openmm_timewarp.testing import double_well_system
-from openmm_timewarp.training.finetune import (FinetuneConfig, acceptance_terms, chirality_penalty,
+from openmm_timewarp.lab.training.finetune import (FinetuneConfig, acceptance_terms, chirality_penalty,
                                                finetune_flow, soften_energy_rise)
 
 

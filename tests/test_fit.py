@@ -9,9 +9,9 @@ from openmm import app
 
 from openmm_timewarp import TimewarpIntegrator, load_flow
 from openmm_timewarp.cli import main
-from openmm_timewarp.fit import STAGES, Fit, FitSettings, choose_seeds, farthest_points, summary
-from openmm_timewarp.analysis.peptide import PeptideObservables
-from openmm_timewarp.systems import build_peptide, create_system
+from openmm_timewarp.lab.fit import STAGES, Fit, FitSettings, choose_seeds, farthest_points, summary
+from openmm_timewarp.lab.analysis.peptide import PeptideObservables
+from openmm_timewarp.lab.systems import build_peptide, create_system
 
 TINY = FitSettings(minutes=0.5, workers=1, explore_share=0.1, seeds=3, seed_equilibration_ps=1.0,
                    seed_production_ps=2.0, check_seconds=2.0, max_epochs=2,
@@ -87,3 +87,17 @@ def test_farthest_points_picks_spread_out_rows():
     features = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [20.0]])
     chosen = farthest_points(features, 3, np.random.default_rng(3))
     assert {int(np.floor(features[i, 0] / 10)) for i in chosen} == {0, 1, 2}
+
+
+def test_an_interrupted_train_stage_continues_from_its_checkpoint(fitted):
+    folder, _ = fitted
+    log = (folder / "train" / "log.csv").read_text()
+    record = json.loads((folder / "fit.json").read_text())
+    done = record["stages"].pop("train")
+    record["running"] = {"train": {"seconds": done["seconds"], "started": "earlier"}}  # as left by a kill
+    (folder / "fit.json").write_text(json.dumps(record))
+    again = Fit(str(folder), "A", capped=True, settings=TINY, progress=False)
+    figures = again.run(until="train")
+    assert figures["epochs"] == done["epochs"] and figures["seconds"] >= done["seconds"]
+    assert (folder / "train" / "log.csv").read_text() == log  # every epoch was in the checkpoint: none redone
+    assert "train" not in again.record["running"]

@@ -10,7 +10,7 @@ from openmm_timewarp.flow.internal.model import InternalCoordinateFlow, Internal
 from openmm_timewarp.flow.internal.proposal import InternalCoordinateProposal
 from openmm_timewarp.flow.internal.zmatrix import InternalCoordinates, build_zmatrix, peptide_backbone
 from openmm_timewarp.flow.splines import bounded_spline, circular_spline, rational_quadratic_spline, spline_knots
-from openmm_timewarp.systems import load_alanine_dipeptide
+from openmm_timewarp.lab.systems import load_alanine_dipeptide
 
 zuko = pytest.importorskip("zuko")
 

@@ -12,8 +12,8 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import chi2
 
-from openmm_timewarp.analysis import mbar
-from openmm_timewarp.analysis.estimates import weighted_estimate
+from openmm_timewarp.lab.analysis import mbar
+from openmm_timewarp.lab.analysis.estimates import weighted_estimate
 
 DIMENSIONS = 6
 TEMPERATURES = np.array([1.0, 1.4, 2.0, 2.8])  # kT units; U(x) = |x|^2 / 2, so x ~ N(0, T I)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from openmm_timewarp import cli
-from openmm_timewarp.analysis.peptide import PeptideObservables
-from openmm_timewarp.analysis.reference import load_reference
-from openmm_timewarp.data import reference as ref
-from openmm_timewarp.data.reference import ReferenceSettings
-from openmm_timewarp.molecule import load_molecule
-from openmm_timewarp.samplers.replica_exchange import replica_count
+from openmm_timewarp.lab.analysis.peptide import PeptideObservables
+from openmm_timewarp.lab.analysis.reference import load_reference
+from openmm_timewarp.lab import reference_run as ref
+from openmm_timewarp.lab.reference_run import ReferenceSettings
+from openmm_timewarp.lab.molecule import load_molecule
+from openmm_timewarp.lab.samplers.replica_exchange import replica_count
 
 # 4 replicas; one checkpoint (20 iterations, 10 ps per replica) per 0.01 ns
 SHORT = ["reference", "A", "--capped", "--replicas", "4", "--burn-in-ns", "0", "--no-progress"]

@@ -9,7 +9,7 @@ import torch
 from openmm import app, unit
 
 from openmm_timewarp import TimewarpIntegrator, TimewarpReporter, load_checkpoint, save_checkpoint
-from openmm_timewarp.systems import create_system, load_alanine_dipeptide
+from openmm_timewarp.lab.systems import create_system, load_alanine_dipeptide
 from openmm_timewarp.testing import DriftGaussianFlow
 
 TOPOLOGY, POSITIONS = load_alanine_dipeptide()

@@ -1,4 +1,4 @@
-"""The samplers (:mod:`openmm_timewarp.samplers`): the budget loop, replica exchange, metadynamics, MD, Timewarp.
+"""The samplers (:mod:`openmm_timewarp.lab.samplers`): the budget loop, replica exchange, metadynamics, MD, Timewarp.
 
 Formulas are checked against hand or brute-force computations; replica exchange against the exact
 population of a double well (and shown to fail with the wrong swap sign); every sampler runs for
@@ -13,15 +13,15 @@ import pytest
 from openmm import unit
 
 import openmm_timewarp
-from openmm_timewarp import systems
-from openmm_timewarp.analysis.peptide import PeptideObservables
-from openmm_timewarp.molecule import load_molecule
-from openmm_timewarp.samplers import (MDSettings, Metadynamics, MetadynamicsSettings, MolecularDynamics,
+from openmm_timewarp.lab import systems
+from openmm_timewarp.lab.analysis.peptide import PeptideObservables
+from openmm_timewarp.lab.molecule import load_molecule
+from openmm_timewarp.lab.samplers import (MDSettings, Metadynamics, MetadynamicsSettings, MolecularDynamics,
                                       ReplicaExchange, ReplicaExchangeSettings, Sampler, TimewarpSampler,
                                       TimewarpSettings, equilibrate, geometric_ladder, run_for)
-from openmm_timewarp.samplers import base
-from openmm_timewarp.samplers import replica_exchange as rex
-from openmm_timewarp.samplers.metadynamics import bias_offset
+from openmm_timewarp.lab.samplers import base
+from openmm_timewarp.lab.samplers import replica_exchange as rex
+from openmm_timewarp.lab.samplers.metadynamics import bias_offset
 from openmm_timewarp.testing import double_well_exact, double_well_system
 
 GAS_CONSTANT = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
@@ -86,7 +86,7 @@ WELL = dict(barrier=20.0, tilt=1.5, width=0.1, spring=500.0, stiffening=0.0)
 
 
 class DoubleWell:
-    """Just what :class:`ReplicaExchange` needs of a :class:`~openmm_timewarp.molecule.Molecule`."""
+    """Just what :class:`ReplicaExchange` needs of a :class:`~openmm_timewarp.lab.molecule.Molecule`."""
 
     def __init__(self, temperature_K=300.0):
         self._system, self.positions = double_well_system(num_particles=1, mass=100.0, **WELL)

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from openmm import unit
 
-from openmm_timewarp import cli, systems
-from openmm_timewarp.data import dcd, pool, rundir
-from openmm_timewarp.data import simulate as md
-from openmm_timewarp.data.dataset import Trajectory
+from openmm_timewarp import cli
+from openmm_timewarp.lab import systems
+from openmm_timewarp.lab.md import dcd, pool, rundir
+from openmm_timewarp.lab.md import simulate as md
+from openmm_timewarp.lab.datasets.pairs import Trajectory
 
 # Tiny runs: 10 steps (10 fs) per frame.
-FAST = dict(capped=True, save_interval=0.01 * unit.picosecond, equilibration=0.1 * unit.picosecond, progress=False)
+FAST = dict(capped=True, save_interval_ps=0.01 * unit.picosecond, equilibration_ps=0.1 * unit.picosecond, progress=False)
 
 
 class Interrupt(Exception):
@@ -41,8 +42,8 @@ def _assert_no_repeats(frames):
 
 
 def test_run_writes_trajectory_topology_and_metadata(tmp_path):
-    result = md.simulate(str(tmp_path), "A", production=0.4 * unit.picosecond, hydrogen_mass=3.0,
-                         timestep=2.0 * unit.femtosecond, seed=3, **dict(FAST, save_interval=0.02 * unit.picosecond))
+    result = md.simulate(str(tmp_path), "A", production_ps=0.4 * unit.picosecond, hydrogen_mass_amu=3.0,
+                         timestep_ps=2.0 * unit.femtosecond, seed=3, **dict(FAST, save_interval_ps=0.02 * unit.picosecond))
     assert result.complete and result.frames == result.new_frames == 20
     directory = tmp_path / "ACE-A-NME"
     assert result.directory == str(directory)
@@ -68,13 +69,13 @@ def test_run_writes_trajectory_topology_and_metadata(tmp_path):
     topology, _ = systems.read_pdb(str(directory / rundir.TOPOLOGY_FILE))
     assert systems.sequence_of(topology) == ("A", True)
     # a repeated call has nothing left to do
-    again = md.simulate(str(tmp_path), "A", production=0.4 * unit.picosecond, hydrogen_mass=3.0,
-                        timestep=2.0 * unit.femtosecond, seed=3, **dict(FAST, save_interval=0.02 * unit.picosecond))
+    again = md.simulate(str(tmp_path), "A", production_ps=0.4 * unit.picosecond, hydrogen_mass_amu=3.0,
+                        timestep_ps=2.0 * unit.femtosecond, seed=3, **dict(FAST, save_interval_ps=0.02 * unit.picosecond))
     assert again.frames == 20 and again.new_frames == 0 and again.complete
 
 
 def test_resume_after_interruption_is_exact(tmp_path):
-    settings = dict(FAST, production=0.6 * unit.picosecond, checkpoint_interval=10, seed=11)
+    settings = dict(FAST, production_ps=0.6 * unit.picosecond, checkpoint_interval=10, seed=11)
     reference = md.simulate(str(tmp_path / "whole"), "A", **settings)
     assert reference.frames == 60
 
@@ -98,11 +99,11 @@ def test_resume_after_interruption_is_exact(tmp_path):
 
 
 def test_longer_production_extends_a_finished_run(tmp_path):
-    short = md.simulate(str(tmp_path / "a"), "A", production=0.2 * unit.picosecond, seed=5, **FAST)
+    short = md.simulate(str(tmp_path / "a"), "A", production_ps=0.2 * unit.picosecond, seed=5, **FAST)
     assert short.frames == 20
-    longer = md.simulate(str(tmp_path / "a"), "A", production=0.5 * unit.picosecond, seed=5, **FAST)
+    longer = md.simulate(str(tmp_path / "a"), "A", production_ps=0.5 * unit.picosecond, seed=5, **FAST)
     assert longer.frames == 50 and longer.new_frames == 30
-    whole = md.simulate(str(tmp_path / "b"), "A", production=0.5 * unit.picosecond, seed=5, **FAST)
+    whole = md.simulate(str(tmp_path / "b"), "A", production_ps=0.5 * unit.picosecond, seed=5, **FAST)
     np.testing.assert_array_equal(_frames(longer.directory), _frames(whole.directory))
     assert Trajectory(longer.directory).num_frames == 50
 
@@ -140,22 +141,33 @@ def test_killed_process_resumes_without_gaps_or_duplicates(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    md.simulate(str(tmp_path), "A", production=0.1 * unit.picosecond, **FAST)
+    md.simulate(str(tmp_path), "A", production_ps=0.1 * unit.picosecond, **FAST)
     with pytest.raises(ValueError, match="other settings.*temperature_K"):
-        md.simulate(str(tmp_path), "A", production=0.2 * unit.picosecond, temperature=400.0, **FAST)
+        md.simulate(str(tmp_path), "A", production_ps=0.2 * unit.picosecond, temperature_K=400.0, **FAST)
 
 
 def test_bad_settings_have_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="not a whole number of time steps"):
-        md.simulate(str(tmp_path), "A", production=1 * unit.picosecond, **dict(FAST, save_interval=0.0105))
+        md.simulate(str(tmp_path), "A", production_ps=1 * unit.picosecond, **dict(FAST, save_interval_ps=0.0105))
     with pytest.raises(ValueError, match="unknown residue letter"):
-        md.simulate(str(tmp_path), "AZ", production=1 * unit.picosecond, **FAST)
+        md.simulate(str(tmp_path), "AZ", production_ps=1 * unit.picosecond, **FAST)
     with pytest.raises(ValueError, match="unknown force-field preset"):
-        md.simulate(str(tmp_path), "A", preset="charmm", production=1 * unit.picosecond, **FAST)
+        md.simulate(str(tmp_path), "A", preset="charmm", production_ps=1 * unit.picosecond, **FAST)
+
+
+def test_bare_numbers_are_openmm_units_and_old_keywords_fail(tmp_path):
+    run = md.simulate(str(tmp_path), "A", production_ps=0.05, timestep_ps=0.001, **dict(FAST, save_interval_ps=0.01))
+    assert run.frames == 5
+    assert rundir.read_metadata(run.directory)["settings"]["timestep_fs"] == pytest.approx(1.0)
+    for old in ("timestep", "production", "save_interval", "equilibration", "friction", "temperature"):
+        with pytest.raises(TypeError, match=old):
+            md.simulate(str(tmp_path / "old"), "A", **{old: 1.0}, **FAST)
+    with pytest.raises(TypeError, match="timestep_ps"):
+        md.simulate(str(tmp_path / "nm"), "A", timestep_ps=1.0 * unit.nanometer, **FAST)
 
 
 def test_truncate_dcd(tmp_path):
-    run = md.simulate(str(tmp_path), "A", production=0.1 * unit.picosecond, **FAST)
+    run = md.simulate(str(tmp_path), "A", production_ps=0.1 * unit.picosecond, **FAST)
     path = os.path.join(run.directory, rundir.TRAJECTORY_FILE)
     before = _frames(run.directory)
     layout = dcd.truncate_dcd(path, 4)
@@ -166,10 +178,10 @@ def test_truncate_dcd(tmp_path):
 
 
 def test_start_from_pdb_and_torsions(tmp_path):
-    from openmm_timewarp.systems import structure_path
+    from openmm_timewarp.lab.systems import structure_path
 
     run = md.simulate(str(tmp_path), start_pdb=structure_path("alanine-dipeptide"), name="from-pdb",
-                      production=0.05 * unit.picosecond, temperature=600.0, **FAST)
+                      production_ps=0.05 * unit.picosecond, temperature_K=600.0, **FAST)
     meta = rundir.read_metadata(run.directory)
     assert (meta["sequence"], meta["capped"], meta["temperature_K"]) == ("A", True, 600.0)
     assert meta["settings"]["start"]["kind"] == "pdb"
@@ -179,7 +191,7 @@ def test_start_from_pdb_and_torsions(tmp_path):
     # started in alphaL (phi > 0), a short run stays there
     import mdtraj
 
-    run = md.simulate(str(tmp_path), "A", phi=60.0, psi=40.0, name="alphaL", production=0.1 * unit.picosecond, **FAST)
+    run = md.simulate(str(tmp_path), "A", phi=60.0, psi=40.0, name="alphaL", production_ps=0.1 * unit.picosecond, **FAST)
     phi = mdtraj.compute_phi(mdtraj.load_dcd(os.path.join(run.directory, rundir.TRAJECTORY_FILE),
                                              top=os.path.join(run.directory, rundir.TOPOLOGY_FILE)))[1]
     assert np.all(phi > 0)
@@ -210,7 +222,7 @@ def test_parse_shard():
 
 
 def test_many_peptides_in_worker_processes(tmp_path):
-    results = pool.simulate_many(["GA", "AK", "ga"], str(tmp_path), workers=2, production=0.05 * unit.picosecond,
+    results = pool.simulate_many(["GA", "AK", "ga"], str(tmp_path), workers=2, production_ps=0.05 * unit.picosecond,
                                **dict(FAST, capped=False, progress=False))
     assert [r.name for r in results] == ["AK", "GA"]
     assert all(r.error is None and r.frames == 5 for r in results)

@@ -8,7 +8,7 @@ import openmm
 import pytest
 from openmm import unit
 
-from openmm_timewarp import systems
+from openmm_timewarp.lab import systems
 
 from geometry import dihedral_degrees
 
@@ -207,3 +207,14 @@ def test_equivalent_hydrogens_carry_one_order_whatever_the_start(letter):
         assert len(rows) >= 2 and bool((signs == CANONICAL_HYDROGEN_SIGN).all())
         signatures.append(signs.tolist())
     assert all(s == signatures[0] for s in signatures)
+
+
+def test_every_platform_present_can_be_timed():
+    # a zero-length Verlet step gives NaN coordinates on the CPU platform, which used to drop it from the race
+    import openmm
+
+    topology, positions = systems.load_alanine_dipeptide()
+    system = systems.create_system(topology, "amber14-obc1")
+    for name in ("Reference", "CPU"):
+        platform = openmm.Platform.getPlatformByName(name)
+        assert systems._force_evaluations_per_second(system, positions, platform, 0.02) > 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from openmm_timewarp.flow.cartesian.model import FlowConfig, TimewarpFlow
-from openmm_timewarp.training.trainer import TrainConfig, random_rotations, train_flow
+from openmm_timewarp.lab.training.trainer import TrainConfig, random_rotations, train_flow
 
 CONFIG = FlowConfig(embedding=8, hidden=24, blocks=1, layers=4, length_scales=[0.1, 0.3, 0.6], position_scale=0.05)
 NUMBERS = torch.tensor([6, 1, 8, 7])
@@ -46,7 +46,7 @@ def test_rotations_are_proper_and_uniformish():
 
 
 def test_training_beats_gaussian_baseline(tmp_path):
-    from openmm_timewarp.training.trainer import evaluate_nll
+    from openmm_timewarp.lab.training.trainer import evaluate_nll
 
     torch.manual_seed(0)
     train, val = toy_pairs(512, 0), toy_pairs(256, 1)
@@ -66,7 +66,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     torch.manual_seed(0)
     first = TimewarpFlow(CONFIG)
     # interrupt in the first batch of the third epoch, then resume from the checkpoint of the second
-    import openmm_timewarp.training.trainer as trainer
+    import openmm_timewarp.lab.training.trainer as trainer
 
     original = trainer._learning_rate_factor
     calls = {"n": 0}
@@ -92,7 +92,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
 
 
 def test_patience_stops_after_the_best_epoch_and_keeps_its_weights(tmp_path, monkeypatch):
-    import openmm_timewarp.training.trainer as trainer
+    import openmm_timewarp.lab.training.trainer as trainer
 
     scores = iter([3.0, 2.0, 2.5, 2.6, 1.0, 0.5])
     snapshots = []

@@ -5,5 +5,5 @@
   state-independent proposal, a conditional one at a lag, or a mixture;
 - :mod:`.splines`: the rational-quadratic spline transforms the internal family uses.
 
-How flows are made from MD runs, trained and exported: :mod:`openmm_timewarp.training`.
+How flows are made from MD runs, trained and exported: :mod:`openmm_timewarp.lab.training`.
 """

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ... import __version__
 from .model import TimewarpFlow
 
 
@@ -76,8 +77,6 @@ def export_flow(flow: TimewarpFlow, path: str, *, temperature: float, tau_ps: fl
     ContractFlow
         The scripted module that was saved.
     """
-    from ... import __version__
-
     meta = dict(metadata or {})
     meta.setdefault("package_version", __version__)
     meta.setdefault("architecture", dict(flow.config_dict))

@@ -128,6 +128,46 @@ def longest_heavy_path(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int,
     return path
 
 
+def _placement_order(atomic_numbers, neighbours, backbone):
+    """The order atoms are placed in, and the atom each is bonded to when placed.
+
+    The backbone grows outwards from its middle atom, alternating sides; then heavy side-chain
+    atoms breadth-first, each on its earliest-placed neighbour; then hydrogens, in the order of
+    the atoms they are bonded to.
+    """
+    middle = len(backbone) // 2
+    middle = min(max(middle, 1), len(backbone) - 2)
+    order = [backbone[middle]]
+    parent = {backbone[middle]: -1}
+    left, right = list(reversed(backbone[:middle])), backbone[middle + 1:]
+    previous_left = previous_right = backbone[middle]
+    for step in range(max(len(left), len(right))):
+        if step < len(left):
+            order.append(left[step])
+            parent[left[step]] = previous_left
+            previous_left = left[step]
+        if step < len(right):
+            order.append(right[step])
+            parent[right[step]] = previous_right
+            previous_right = right[step]
+    frontier = list(order)
+    while frontier:
+        added = []
+        for atom in frontier:
+            for other in neighbours[atom]:
+                if other not in parent and atomic_numbers[other] != _HYDROGEN:
+                    parent[other] = atom
+                    order.append(other)
+                    added.append(other)
+        frontier = added
+    for atom in list(order):
+        for other in neighbours[atom]:
+            if other not in parent:
+                parent[other] = atom
+                order.append(other)
+    return order, parent
+
+
 def build_zmatrix(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]],
                   backbone: Optional[Sequence[int]] = None) -> ZMatrix:
     """Choose a placement order and references for a connected molecule (see the module docstring).
@@ -159,39 +199,7 @@ def build_zmatrix(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]
     for a, b in zip(backbone, backbone[1:]):
         if b not in neighbours[a]:
             raise ValueError(f"backbone atoms {a} and {b} are not bonded.")
-    middle = len(backbone) // 2
-    middle = min(max(middle, 1), len(backbone) - 2)
-    order = [backbone[middle]]
-    parent = {backbone[middle]: -1}
-    # the backbone outwards from the root, alternating sides
-    left, right = list(reversed(backbone[:middle])), backbone[middle + 1:]
-    previous_left = previous_right = backbone[middle]
-    for step in range(max(len(left), len(right))):
-        if step < len(left):
-            order.append(left[step])
-            parent[left[step]] = previous_left
-            previous_left = left[step]
-        if step < len(right):
-            order.append(right[step])
-            parent[right[step]] = previous_right
-            previous_right = right[step]
-    # then heavy side-chain atoms breadth-first, each on its earliest-placed neighbour
-    frontier = list(order)
-    while frontier:
-        added = []
-        for atom in frontier:
-            for other in neighbours[atom]:
-                if other not in parent and atomic_numbers[other] != _HYDROGEN:
-                    parent[other] = atom
-                    order.append(other)
-                    added.append(other)
-        frontier = added
-    # then hydrogens, in the order of the atoms they are bonded to
-    for atom in list(order):
-        for other in neighbours[atom]:
-            if other not in parent:
-                parent[other] = atom
-                order.append(other)
+    order, parent = _placement_order(atomic_numbers, neighbours, backbone)
     if len(order) != n:
         missing = sorted(set(range(n)) - set(order))
         raise ValueError(f"the bond graph is not connected: atoms {missing[:10]} cannot be reached from the backbone.")

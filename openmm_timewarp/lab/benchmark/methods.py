@@ -1,0 +1,95 @@
+"""The methods a benchmark compares, by name: each builds a :class:`~openmm_timewarp.lab.samplers.Sampler`.
+
+Every method runs at its fastest valid settings: unconstrained MD at 1 fs, and everything else at
+2 fs with hydrogen mass repartitioning (3 amu; masses do not change the configurational
+Boltzmann distribution). Register more with :func:`register_method`.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List
+
+from ..samplers import (MDSettings, Metadynamics, MolecularDynamics, ReplicaExchange, ReplicaExchangeSettings,
+                        TimewarpSampler, TimewarpSettings)
+from ..samplers.replica_exchange import replica_count
+
+DEFAULT_METHODS = ("md-1fs", "md-2fs-hmr", "replica-exchange", "metadynamics", "timewarp-mh", "timewarp-mixed",
+                   "timewarp-explore")
+MIXED_MOVE_INTERVAL = 100
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method.
+
+    Attributes
+    ----------
+    name, description : str
+    build : callable
+        ``build(molecule, seed, options) -> Sampler``; ``options`` holds ``flow`` and any move settings.
+    role : str
+        "baseline" (plain MD: speed-ups are taken against the best of them), "peer" (methods a chemist
+        would pick instead) or "timewarp".
+    """
+
+    name: str
+    description: str
+    build: Callable[..., Any]
+    role: str
+
+
+_METHODS: Dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Make a method available by name (replacing one of the same name)."""
+    _METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The method of that name.
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the known ones.
+    """
+    if name not in _METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(_METHODS)}.")
+    return _METHODS[name]
+
+
+def method_names() -> List[str]:
+    return list(_METHODS)
+
+
+def _timewarp(options, **settings) -> TimewarpSettings:
+    keys = ("move_interval", "proposals_per_move", "batch_size")
+    given = {k: options[k] for k in keys if options.get(k) is not None}
+    return TimewarpSettings(flow=options["flow"], **{**given, **settings})
+
+
+def _replicas(molecule) -> ReplicaExchangeSettings:
+    return ReplicaExchangeSettings(num_replicas=replica_count(len(molecule.positions), molecule.temperature_K))
+
+
+for _method in (
+    Method("md-1fs", "Langevin MD, 1 fs, standard masses",
+           lambda m, seed, o: MolecularDynamics(m, seed, MDSettings(timestep_fs=1.0, hydrogen_mass_amu=None)),
+           "baseline"),
+    Method("md-2fs-hmr", "Langevin MD, 2 fs, hydrogen mass repartitioning",
+           lambda m, seed, o: MolecularDynamics(m, seed, MDSettings()), "baseline"),
+    Method("replica-exchange", "temperature replica exchange to 600 K, swaps every 0.5 ps, 2 fs HMR",
+           lambda m, seed, o: ReplicaExchange(m, seed, _replicas(m)), "peer"),
+    Method("metadynamics", "well-tempered metadynamics on the central residue's phi and psi, 2 fs HMR",
+           lambda m, seed, o: Metadynamics(m, seed), "peer"),
+    Method("timewarp-mh", "Timewarp MH moves only, the model's recommended settings",
+           lambda m, seed, o: TimewarpSampler(m, seed, _timewarp(o, move_interval=o.get("move_interval") or 0)),
+           "timewarp"),
+    Method("timewarp-mixed", f"2 fs HMR MD with Timewarp MH moves every {MIXED_MOVE_INTERVAL} steps",
+           lambda m, seed, o: TimewarpSampler(m, seed, _timewarp(o, move_interval=o.get("mixed_move_interval")
+                                                                 or MIXED_MOVE_INTERVAL)), "timewarp"),
+    Method("timewarp-explore", "Timewarp exploration (not Boltzmann): keeps proposals below +300 kJ/mol",
+           lambda m, seed, o: TimewarpSampler(m, seed, _timewarp(o, mode="explore", move_interval=0)), "timewarp"),
+):
+    register_method(_method)

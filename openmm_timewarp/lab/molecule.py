@@ -1,0 +1,123 @@
+"""The molecule a command works on: from a PDB file or a sequence, with its force field and temperature.
+
+``fit``, ``reference`` and ``benchmark`` take the same input: a PDB file of a peptide of standard
+residues (capped with ACE/NME or zwitterionic; hydrogens are added at pH 7 if it has none), or a
+one-letter sequence (``--capped`` for ACE/NME caps, as :func:`openmm_timewarp.lab.systems.build_peptide`).
+Anything else is refused with a clear error before any work starts.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+import openmm
+from openmm import app, unit
+
+from . import systems
+from .. import units
+from ..chirality import canonical_hydrogen_permutation
+
+
+@dataclass
+class Molecule:
+    """A molecule to sample: topology, starting positions, force field and temperature.
+
+    Attributes
+    ----------
+    topology : openmm.app.Topology
+    positions : numpy.ndarray [N, 3]
+        nm, minimised.
+    preset : str or openmm_timewarp.lab.systems.ForceFieldPreset
+        Force field (:data:`openmm_timewarp.lab.systems.PRESETS` names, or custom files).
+    temperature_K : float
+    name : str
+        ``ACE-A-NME``, ``AK``, ...
+    """
+
+    topology: app.Topology
+    positions: np.ndarray
+    preset: Union[str, systems.ForceFieldPreset] = systems.DEFAULT_PRESET
+    temperature_K: float = 310.0
+    name: str = ""
+    _systems: Dict[Optional[float], openmm.System] = field(default_factory=dict, repr=False)
+
+    def system(self, hydrogen_mass_amu: Optional[float] = None) -> openmm.System:
+        """A fresh unconstrained System (hydrogen mass repartitioning to ``hydrogen_mass_amu`` if given)."""
+        if hydrogen_mass_amu not in self._systems:
+            self._systems[hydrogen_mass_amu] = systems.create_system(self.topology, self.preset, hydrogen_mass_amu)
+        return openmm.XmlSerializer.clone(self._systems[hydrogen_mass_amu])
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset if isinstance(self.preset, str) else self.preset.name
+
+    @property
+    def kT(self) -> float:
+        """kJ/mol."""
+        return units.kT(self.temperature_K)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_systems"] = {}
+        return state
+
+
+def force_field_preset(preset: str = systems.DEFAULT_PRESET,
+                       forcefield: Optional[Sequence[str]] = None) -> Union[str, systems.ForceFieldPreset]:
+    """A preset name, or a custom preset of force-field XML files (NoCutoff, no constraints)."""
+    if not forcefield:
+        systems.get_preset(preset)  # a clear error for unknown names
+        return preset
+    return systems.ForceFieldPreset("custom:" + "+".join(os.path.basename(f) for f in forcefield), tuple(forcefield),
+                                    "NoCutoff", description="force-field files given on the command line")
+
+
+def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAULT_PRESET,
+                  forcefield: Optional[Sequence[str]] = None, temperature_K: Optional[float] = None) -> Molecule:
+    """The molecule of a PDB file or a sequence, minimised with its force field.
+
+    Parameters
+    ----------
+    source : str
+        A PDB file, or one-letter amino-acid codes (``A`` with ``capped=True`` is alanine dipeptide).
+    capped : bool
+        Sequences only: ACE/NME caps instead of zwitterionic termini.
+    preset : str
+        Force-field preset (ignored when ``forcefield`` files are given).
+    forcefield : sequence of str, optional
+        Force-field XML files instead of a preset.
+    temperature_K : float, optional
+        Default: the preset's (310 K).
+
+    Raises
+    ------
+    ValueError
+        Not a peptide of standard residues (the message says which residue), or an unknown preset.
+    FileNotFoundError
+        A path that does not exist.
+    """
+    ff = force_field_preset(preset, forcefield)
+    if source.lower().endswith(".pdb") or os.path.sep in source:
+        topology, positions = systems.read_pdb(source)
+        sequence, is_capped = systems.sequence_of(topology)
+        if not any(atom.element is not None and atom.element.symbol == "H" for atom in topology.atoms()):
+            modeller = app.Modeller(topology, positions)
+            modeller.addHydrogens(systems.get_preset(ff).force_field(), pH=7.0)
+            topology, positions = modeller.topology, modeller.getPositions()
+        xyz = np.asarray(unit.Quantity(positions).value_in_unit(unit.nanometer) if unit.is_quantity(positions)
+                         else positions, dtype=float)
+        numbers = [atom.element.atomic_number for atom in topology.atoms()]
+        bonds = [(a.index, b.index) for a, b in topology.bonds()]
+        xyz = xyz[canonical_hydrogen_permutation(numbers, bonds, xyz)]
+        name = systems.peptide_name(sequence, is_capped)
+    else:
+        topology, positions = systems.build_peptide(source, capped=capped)
+        xyz = np.asarray(positions.value_in_unit(unit.nanometer))
+        name = systems.peptide_name(source, capped)
+    temperature = float(temperature_K) if temperature_K is not None else \
+        systems.get_preset(ff).temperature.value_in_unit(unit.kelvin)
+    molecule = Molecule(topology, xyz, ff, temperature, name)
+    minimised, _ = systems.minimize(molecule.system(), xyz * unit.nanometer)
+    molecule.positions = np.asarray(minimised.value_in_unit(unit.nanometer))
+    return molecule

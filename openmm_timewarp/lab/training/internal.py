@@ -1,0 +1,249 @@
+"""The ``internal`` family: one molecule in internal coordinates (Z-matrix, spline couplings).
+
+Made from MD runs of one molecule. Without a lag the flow is a state-independent proposal
+(tau = infinity: a Boltzmann generator used inside MH), trained on frames; with a lag it is a
+conditional proposal q(c(t + tau) | c(t)), trained on pairs. :meth:`InternalFamily.export`
+writes one flow, or several as a mixture, as a contract-1 file that carries the molecular graph,
+the tetrahedral handedness of the training data and the move settings it recommends.
+
+Runs whose equivalent hydrogens carry the other cyclic order (a permutational isomer, see
+:meth:`openmm_timewarp.lab.datasets.pairs.Trajectory.hydrogen_relabelling`) are relabelled on loading.
+"""
+
+import json
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ... import __version__
+from ..datasets.pairs import find_trajectories, lag_in_frames, split_by_time
+from ...flow.internal.model import InternalCoordinateFlow, InternalFlowConfig, build_flow, empty_flow, standardization
+from ...flow.internal.proposal import InternalCoordinateProposal
+from ...flow.internal.zmatrix import InternalCoordinates, ZMatrix, build_zmatrix, log_jacobian, peptide_backbone
+from ...matching import handedness_of
+from .families import FlowFamily, TrainingData, register_family
+
+# Where a model says nothing else: pure MH moves. A state-independent flow: one MH step per move (a
+# chain can be recorded after every step), proposals drawn 256 at a time and all used. A proposal that
+# depends on the current state: 16 MH steps per move, drawn 16 at a time from the current state.
+INDEPENDENT_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 1, "batchSize": 256}
+CONDITIONAL_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 16, "batchSize": 16}
+
+
+class InternalCoordinateRows(torch.utils.data.Dataset):
+    """Items of an internal-coordinate dataset: (target row, conditioning row or -1) into shared tensors."""
+
+    def __init__(self, targets: np.ndarray, conditions: Optional[np.ndarray] = None):
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.conditions = None if conditions is None else np.asarray(conditions, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> Tuple[int, int]:
+        return int(self.targets[index]), (-1 if self.conditions is None else int(self.conditions[index]))
+
+
+class RowCollator:
+    """Turns (target, condition) row pairs into a batch of internal coordinates."""
+
+    def __init__(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor):
+        self.bonds, self.angles, self.torsions = bonds, angles, torsions
+
+    def rows(self, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.bonds[index], self.angles[index], self.torsions[index]
+
+    def __call__(self, items) -> Dict[str, Any]:
+        targets = torch.tensor([t for t, _ in items], dtype=torch.int64)
+        conditions = torch.tensor([c for _, c in items], dtype=torch.int64)
+        batch = {"target": self.rows(targets)}
+        if bool((conditions >= 0).all()):
+            batch["condition"] = self.rows(conditions)
+        return batch
+
+
+def internal_loss(flow: InternalCoordinateFlow, batch, generator, config, training: bool) -> torch.Tensor:
+    """Mean -log q(x) per atom, with log q(x) = log q(c) - log J(c) (the density MH sees)."""
+    bonds, angles, torsions = batch["target"]
+    if flow.conditional:
+        cb, ca, ct = batch["condition"]
+        context = flow.context_of(cb, ca, ct)
+    else:
+        ct = torsions[:, :0]
+        context = torch.zeros(bonds.shape[0], 0)
+    log_q = flow.log_prob(bonds, angles, torsions, context, ct) - log_jacobian(bonds, angles)
+    return (-log_q / (bonds.shape[1] + 1)).mean()
+
+
+def internal_coordinates_of(coordinates: InternalCoordinates, frames: np.ndarray,
+                            chunk: int = 8192) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bonds, angles and torsions (float32) of frames [F, N, 3] (nm), computed in float64."""
+    parts = [coordinates.double().to_internal(torch.as_tensor(frames[i:i + chunk], dtype=torch.float64))
+             for i in range(0, len(frames), chunk)]
+    coordinates.float()
+    return tuple(torch.cat([p[k] for p in parts]).float() for k in range(3))
+
+
+def load_molecule_runs(data: Sequence[str]):
+    """The runs of one molecule under ``data``, their frames relabelled to the canonical hydrogen order.
+
+    Returns
+    -------
+    trajectories : list of Trajectory
+    frames : list of numpy.ndarray [F_i, N, 3]
+    topology : openmm.app.Topology
+
+    Raises
+    ------
+    ValueError
+        The runs hold more than one molecule.
+    """
+    from openmm import app
+
+    trajectories = [t for t in find_trajectories(data) if t.num_frames > 0]
+    if not trajectories:
+        raise ValueError(f"no frames in the runs under {', '.join(data)}")
+    peptides = sorted({t.peptide for t in trajectories})
+    numbers = {tuple(t.atomic_numbers.tolist()) for t in trajectories}
+    if len(peptides) != 1 or len(numbers) != 1:
+        raise ValueError(f"the internal family models one molecule; the runs hold {', '.join(peptides)}.")
+    frames = []
+    for trajectory in trajectories:
+        permutation = trajectory.hydrogen_relabelling()
+        relabel = not np.array_equal(permutation, np.arange(len(permutation)))
+        if relabel:
+            warnings.warn(f"run {trajectory.directory} carries equivalent hydrogens in the other cyclic order (a "
+                          "permutational isomer of the other runs); its frames are relabelled.", RuntimeWarning,
+                          stacklevel=2)
+        positions = trajectory.frames()
+        frames.append(positions[:, permutation] if relabel else positions)
+    topology = app.PDBFile(trajectories[0].topology_path()).topology
+    return trajectories, frames, topology
+
+
+class InternalFamily(FlowFamily):
+    """A proposal for one molecule in internal coordinates: state-independent, conditional at a lag, or a mixture."""
+
+    name = "internal"
+    description = "one molecule in internal coordinates (bonds, angles, torsions; spline couplings)"
+    config_type = InternalFlowConfig
+
+    def training_data(self, data: Sequence[str], lag_ps: Optional[float], splits: Optional[str] = None) -> TrainingData:
+        if splits is not None:
+            raise ValueError("the internal family models one molecule: splits by peptide do not apply.")
+        trajectories, frames, topology = load_molecule_runs(data)
+        numbers = [atom.element.atomic_number for atom in topology.atoms()]
+        bonds = [(a.index, b.index) for a, b in topology.bonds()]
+        zmatrix = build_zmatrix(numbers, bonds, peptide_backbone(topology))
+        coordinates = InternalCoordinates(zmatrix)
+        offsets, segments = np.cumsum([0] + [len(f) for f in frames]), split_by_time(trajectories)
+        all_frames = np.concatenate(frames)
+        columns = internal_coordinates_of(coordinates, all_frames)
+        index = {id(t): k for k, t in enumerate(trajectories)}
+        datasets = {}
+        for name in ("train", "validation"):
+            targets, conditions = [], []
+            for trajectory, start, stop in segments[name]:
+                base = offsets[index[id(trajectory)]]
+                if lag_ps is None:
+                    targets.append(np.arange(start, stop) + base)
+                else:
+                    lag = lag_in_frames(trajectory, lag_ps)
+                    if stop - start > lag:
+                        conditions.append(np.arange(start, stop - lag) + base)
+                        targets.append(np.arange(start + lag, stop) + base)
+            targets = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
+            conditions = (np.concatenate(conditions) if conditions else np.zeros(0, dtype=np.int64)) if lag_ps else None
+            datasets[name] = InternalCoordinateRows(targets, conditions)
+            if lag_ps is not None and len(targets) == 0:
+                longest = max(((stop - start) * t.save_interval_ps for t, start, stop in segments[name]), default=0.0)
+                raise ValueError(f"no {name} pairs at a lag of {lag_ps:g} ps: the {name} part of each run "
+                                 f"(by time; {longest:g} ps at the longest) is not longer than the lag. "
+                                 "Use a shorter --lag or longer runs.")
+        rows = torch.as_tensor(datasets["train"].targets)
+        rigid = standardization(*(column[rows] for column in columns))["rigid"]
+        first = trajectories[0]
+        summary = {
+            "data": [os.path.abspath(d) for d in data],
+            "lag_ps": lag_ps,
+            "split": "by time within each run (0.8/0.1/0.1)",
+            "splits": None,
+            "peptides": [first.peptide],
+            "runs": len(trajectories),
+            "frames": int(len(all_frames)),
+            "simulated_ns": float(sum(t.num_frames * t.save_interval_ps for t in trajectories) / 1000.0),
+            "train_items": len(datasets["train"]),
+            "validation_items": len(datasets["validation"]),
+            "preset": first.preset,
+            "temperature_K": first.temperature_K,
+            "num_atoms": int(first.num_atoms),
+            "topology": first.topology_path(),
+        }
+        family_state = {
+            "zmatrix": zmatrix.to_dict(),
+            "atomic_numbers": numbers,
+            "bonds": [list(b) for b in bonds],
+            "handedness": handedness_of(numbers, bonds, all_frames[0]),
+            "atom_names": [f"{a.residue.name}{a.residue.id}:{a.name}" for a in topology.atoms()],
+            "rigid_torsions": rigid,
+        }
+        return TrainingData(datasets["train"], datasets["validation"], RowCollator(*columns), internal_loss,
+                            summary, family_state, arrays={"columns": columns})
+
+    def config(self, values: Optional[Dict[str, Any]] = None) -> InternalFlowConfig:
+        return InternalFlowConfig(**(values or {}))
+
+    def build(self, config: InternalFlowConfig, data: TrainingData) -> nn.Module:
+        conditional = data.summary["lag_ps"] is not None
+        if config.conditional != conditional:
+            config = InternalFlowConfig(**{**config.to_dict(), "conditional": conditional})
+        rows = torch.as_tensor(data.train.targets)
+        bonds, angles, torsions = (column[rows] for column in data.arrays["columns"])
+        return build_flow(data.summary["num_atoms"], config, bonds, angles, torsions)
+
+    def restore(self, run_info: Dict[str, Any]) -> nn.Module:
+        return empty_flow(int(run_info["data_summary"]["num_atoms"]), InternalFlowConfig(**run_info["family_config"]),
+                          run_info["family_state"]["rigid_torsions"])
+
+    def export(self, runs: List[Tuple[nn.Module, Dict[str, Any]]], path: str, *, weights: Sequence[float],
+               metadata: Dict[str, Any], recommended_settings: Optional[Dict[str, int]] = None) -> nn.Module:
+        states = [run_info["family_state"] for _, run_info in runs]
+        for other in states[1:]:
+            for key in ("zmatrix", "atomic_numbers", "bonds"):
+                if other[key] != states[0][key]:
+                    raise ValueError(f"the runs to mix describe different molecules or Z-matrices ({key} differs).")
+        state = states[0]
+        flows = [flow.float().eval().cpu() for flow, _ in runs]
+        names = ["local" if flow.conditional else "global" for flow in flows]
+        if len(set(names)) != len(names):
+            names = [f"{name}{k}" for k, name in enumerate(names)]
+        summaries = [run_info["data_summary"] for _, run_info in runs]
+        lags = [s["lag_ps"] for s in summaries if s["lag_ps"] is not None]
+        first = summaries[0]
+        independent = len(flows) == 1 and not flows[0].conditional
+        meta = dict(metadata)
+        meta.setdefault("family", self.name)
+        meta.setdefault("components", [
+            {"name": name, "weight": float(w), "conditional": bool(flow.conditional), "training_data": summary,
+             "architecture": flow.config_dict, "num_parameters": flow.num_parameters()}
+            for name, w, flow, summary in zip(names, weights, flows, summaries)])
+        meta.setdefault("zmatrix", state["zmatrix"])
+        meta.setdefault("atom_names", state.get("atom_names"))
+        meta["recommended_settings"] = {**(INDEPENDENT_SETTINGS if independent else CONDITIONAL_SETTINGS),
+                                        **(recommended_settings or {})}
+        meta.setdefault("package_version", __version__)
+        proposal = InternalCoordinateProposal(
+            InternalCoordinates(ZMatrix.from_dict(state["zmatrix"])), flows, list(weights), names,
+            temperature=float(first["temperature_K"]), tau_ps=float(lags[0]) if lags else 0.0,
+            force_field=str(first["preset"]), atomic_numbers=state["atomic_numbers"], bonds=state["bonds"],
+            handedness=state["handedness"], metadata_json=json.dumps(meta, sort_keys=True))
+        scripted = torch.jit.script(proposal)
+        scripted.save(path)
+        return scripted
+
+
+register_family(InternalFamily())
