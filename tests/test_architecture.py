@@ -220,3 +220,20 @@ def test_old_module_paths_warn_and_give_the_moved_module():
     assert new_path("openmm_timewarp.integrator") is None
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("openmm_timewarp.no_such_module")
+
+
+def test_the_kernel_classes_stay_small():
+    kernel = os.path.join(PACKAGE_DIR, "kernel")
+    sizes = {}
+    for name in os.listdir(kernel):
+        if name.endswith(".py"):
+            with open(os.path.join(kernel, name), encoding="utf-8") as handle:
+                for node in ast.walk(ast.parse(handle.read())):
+                    if isinstance(node, ast.ClassDef):
+                        sizes[f"{name}:{node.name}"] = node.end_lineno - node.lineno + 1
+    assert sizes and max(sizes.values()) < 250, sizes
+
+
+def test_the_readme_stays_short():
+    with open(os.path.join(os.path.dirname(PACKAGE_DIR), "README.md"), encoding="utf-8") as handle:
+        assert len(handle.read().splitlines()) <= 220
