@@ -18,6 +18,7 @@ here builds unconstrained Systems with flexible water.
 """
 
 import functools
+import io
 import os
 import random
 import time
@@ -31,6 +32,7 @@ from openmm import app, unit
 
 from ..chirality import canonical_hydrogen_permutation
 from ..units import in_unit, optional_quantity
+from ._resumable import atomic_write
 
 # One-letter code -> residue name, the 20 standard amino acids.
 AMINO_ACIDS: Dict[str, str] = {
@@ -486,10 +488,9 @@ def read_pdb(path: str) -> Tuple[app.Topology, unit.Quantity]:
 
 def write_pdb(topology: app.Topology, positions, path: str) -> None:
     """Write a PDB file (atomically: a temporary file renamed into place)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        app.PDBFile.writeFile(topology, positions, handle, keepIds=True)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    app.PDBFile.writeFile(topology, positions, text, keepIds=True)
+    atomic_write(path, text.getvalue())
 
 
 def structure_path(name: str) -> str:

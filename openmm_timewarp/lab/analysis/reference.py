@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .._resumable import atomic_write
 from .divergence import torsion_histogram
 from .estimates import state_estimates
 from .peptide import PeptideObservables
@@ -114,9 +115,7 @@ def save_reference(reference: Reference, path) -> None:
     path = Path(path)
     if path.is_dir():
         path = path / REFERENCE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(reference.to_json(), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(reference.to_json(), indent=1) + "\n")
 
 
 def _weights_summing_to(total: float, log_weights) -> np.ndarray:
