@@ -65,6 +65,9 @@ class FlowInfo:
         (centre, n0, n1, n2, sign) rows (else empty).
     component_names : tuple of str
         Mixture components reported by ``component(z)`` (else empty).
+    frame_atoms : tuple of int
+        (a0, a1, a2), model atom order: the atoms whose rigid frame a ``proposal_independent`` flow
+        keeps (see :func:`place_in_frame`); empty when the flow does not say.
     """
 
     contract_version: int
@@ -80,6 +83,7 @@ class FlowInfo:
     bonds: Tuple[Tuple[int, int], ...] = ()
     handedness: Tuple[Tuple[int, ...], ...] = ()
     component_names: Tuple[str, ...] = ()
+    frame_atoms: Tuple[int, ...] = ()
 
     @property
     def has_graph(self) -> bool:
@@ -142,6 +146,7 @@ def flow_info(module, source: str = "module") -> FlowInfo:
             metadata = {}
     values["elements"] = tuple(values["elements"])
     values.update(_optional_attributes(module, source, values["num_atoms"]))
+    values["frame_atoms"] = _frame_atoms(module, source, values["num_atoms"], metadata)
     return FlowInfo(metadata=metadata, source=source, **values)
 
 
@@ -179,6 +184,52 @@ def _optional_attributes(module, source: str, num_atoms: int) -> Dict[str, Any]:
             raise FlowContractError(f"{source}: 'component_names' must be a list of str, with a component(z) method.")
         out["component_names"] = tuple(names)
     return out
+
+
+def _frame_atoms(module, source: str, num_atoms: int, metadata: Dict[str, Any]) -> Tuple[int, ...]:
+    """The optional ``frame_atoms``, validated; for an internal-coordinate file exported before the
+    attribute existed, the first three atoms of the Z-matrix its metadata carries (its frame atoms)."""
+    atoms = list(getattr(module, "frame_atoms", []) or [])
+    zmatrix = metadata.get("zmatrix") if metadata.get("family") == "internal" else None
+    if not atoms and isinstance(zmatrix, dict) and isinstance(zmatrix.get("order"), list):
+        atoms = list(zmatrix["order"][:3])
+    if not atoms:
+        return ()
+    if (len(atoms) != 3 or len(set(atoms)) != 3
+            or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in atoms)
+            or (num_atoms and max(atoms) >= num_atoms)):
+        raise FlowContractError(f"{source}: attribute 'frame_atoms' must be three distinct atom indices "
+                                f"in 0..{max(num_atoms - 1, 0)}, got {atoms}.")
+    return tuple(atoms)
+
+
+def rigid_frame(x: torch.Tensor, frame_atoms: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The rigid frame of atoms (a0, a1, a2) in positions ``x`` [B, N, 3]: origin [B, 3] and axes [B, 3, 3].
+
+    The origin is a0; the axes (columns) are e1 along a1 - a0, e2 in the plane of a0, a1, a2 on the
+    side of a2, e3 = e1 x e2 (float64).
+    """
+    a0, a1, a2 = frame_atoms
+    x = x.double()
+    origin = x[:, a0]
+    e1 = x[:, a1] - origin
+    e1 = e1 / torch.linalg.norm(e1, dim=-1, keepdim=True)
+    e3 = torch.cross(e1, x[:, a2] - origin, dim=-1)
+    e3 = e3 / torch.linalg.norm(e3, dim=-1, keepdim=True)
+    return origin, torch.stack([e1, torch.cross(e3, e1, dim=-1), e3], dim=-1)
+
+
+def place_in_frame(x: torch.Tensor, target: torch.Tensor, frame_atoms: Sequence[int]) -> torch.Tensor:
+    """Move each row of ``x`` [B, N, 3] rigidly so that its frame atoms' frame is that of ``target`` [N, 3].
+
+    The rigid motion T = (frame of ``target``) o (frame of the row)^-1 keeps every distance, angle and
+    torsion: for a ``proposal_independent`` flow with ``frame_atoms``, a proposal drawn from one state
+    and moved so is the proposal the same noise gives from ``target``, with the same log q.
+    """
+    origin, axes = rigid_frame(x, frame_atoms)
+    target_origin, target_axes = rigid_frame(target.reshape(1, -1, 3), frame_atoms)
+    local = (x.double() - origin.unsqueeze(1)) @ axes
+    return (local @ target_axes.transpose(-1, -2) + target_origin.unsqueeze(1)).to(x.dtype)
 
 
 def load_flow(flow, device="cpu"):
@@ -307,6 +358,43 @@ def independence_states(module, atomic_numbers, positions, device="cpu", candida
             second = _far_proposals(module, first[0].unsqueeze(0), numbers, z[1], 1)
             states += second
     return torch.stack(states)
+
+
+def _moved_state(x: torch.Tensor, seed: int = 99) -> torch.Tensor:
+    """``x`` [1, N, 3] rotated, translated and slightly perturbed: a state in another rigid frame."""
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))[0]
+    q = q * torch.sign(torch.linalg.det(q))  # a proper rotation
+    noise = 0.002 * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    centre = x.double().mean(dim=1, keepdim=True)
+    moved = (x.double() - centre) @ q.T + centre + 0.3 + noise.to(x.device)
+    return moved.to(x.dtype)
+
+
+def check_frame_atoms(module, info, atomic_numbers, positions, device="cpu", rows=16, tolerance=1e-4):
+    """Check that a ``proposal_independent`` flow keeps the frame of its ``frame_atoms``.
+
+    The same noise is drawn from ``positions`` and from a rotated, translated and perturbed copy;
+    the first state's proposals, moved into the second state's frame (:func:`place_in_frame`), must
+    be the second state's proposals (to ``tolerance`` nm), with the same log q.
+
+    Raises
+    ------
+    FlowContractError
+    """
+    n = len(atomic_numbers)
+    x0 = torch.as_tensor(np.asarray(positions), dtype=torch.float32, device=device).reshape(1, n, 3)
+    states = torch.cat([x0, _moved_state(x0)])
+    z = torch.randn(rows, n, 6, generator=torch.Generator().manual_seed(2468)).to(device).repeat(2, 1, 1)
+    numbers = torch.as_tensor(list(atomic_numbers), dtype=torch.int64, device=device)
+    with flow_evaluation():
+        x, _, log_q = module.sample(states.repeat_interleave(rows, dim=0), numbers, z)
+    moved = place_in_frame(x[:rows].cpu(), states[1].cpu(), info.frame_atoms)
+    if not (torch.allclose(moved, x[rows:].cpu(), atol=tolerance, rtol=0.0, equal_nan=True)
+            and torch.allclose(log_q[:rows], log_q[rows:], atol=1e-3, rtol=1e-5, equal_nan=True)):
+        raise FlowContractError(
+            f"{info.source} declares frame_atoms {list(info.frame_atoms)}, but its proposals do not keep the "
+            "rigid frame of those atoms. Export it without frame_atoms.")
 
 
 def check_independence(module, info, atomic_numbers, positions, device="cpu", rows=64, tolerance=1e-4):

@@ -10,7 +10,8 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from .kernel import MoveStatistics, TimewarpKernel
+from .kernel import TimewarpKernel
+from .kernel.core import _positive_int
 from .units import in_unit
 
 # Defaults where neither the caller nor the model says (docs/integrator.md lists how they are chosen).
@@ -65,7 +66,8 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         (``getFlowInfo().recommended_settings``), else 100.
     proposalsPerMove : int, optional
         MH steps (mode "mh") or exploration steps (mode "explore") per move. Default: the
-        model's recommended setting, else 16.
+        model's recommended setting (``proposalsPerMoveMixed`` if it has one and
+        ``moveInterval > 0``, else ``proposalsPerMove``), else 16.
     batchSize : int, optional
         Proposals drawn per flow call. Default: the model's recommended setting, else 16.
     mode : {"mh", "explore"}
@@ -111,6 +113,9 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         if not isinstance(moveInterval, (int, np.integer)) or isinstance(moveInterval, bool) or moveInterval < 0:
             raise ValueError(f"moveInterval must be an integer >= 0, got {moveInterval!r}")
         self._moveInterval = int(moveInterval)
+        mixed = self._kernel.flowInfo.recommended_settings.get("proposalsPerMoveMixed")
+        if proposalsPerMove is None and self._moveInterval > 0 and mixed is not None:
+            self._kernel.proposalsPerMove = _positive_int("proposalsPerMoveMixed", mixed)
         self._contextRef = None
         self._mdTime = 0.0
 

@@ -165,13 +165,20 @@ class TimewarpKernel:
             energy = context.getState(getEnergy=True, groups=groups).getPotentialEnergy()._value
             self.counters.energy_time += time.perf_counter() - start
             log_q, signs = None, chirality_signs(x, self.binding.centres)
-            self.cache.buffer = None  # buffered proposals sit in the old rigid frame
+        chain = walks.Chain(x=x, energy=energy, signs=signs, log_q=log_q, positions=positions,
+                            changed_outside=left is None)
+        buffer = self.cache.buffer
+        if left is None and buffer is not None and buffer.next < len(buffer):
+            # buffered proposals sit in the old rigid frame: move them into this state's, or drop them
+            if self.binding.frame_atoms:
+                walks.replace_buffer(self, chain)
+            else:
+                self.cache.buffer = None
         if not math.isfinite(energy):
             raise openmm.OpenMMException(
                 f"the potential energy of the current state is {energy}: the simulation has blown up "
                 "before a Timewarp move (check the time step and the starting structure).")
-        return walks.Chain(x=x, energy=energy, signs=signs, log_q=log_q, positions=positions,
-                           changed_outside=left is None), parameters
+        return chain, parameters
 
     # ------------------------------------------------------------------ one move
     def move(self, context, temperature, groups=-1, redrawVelocities=True):

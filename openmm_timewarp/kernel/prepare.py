@@ -9,7 +9,7 @@ import math
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from openmm import unit
 
 from .. import atoms as _atoms
 from ..chirality import find_chirality_centres
-from ..contract import check_flow_outputs, check_independence, flow_evaluation
+from ..contract import check_flow_outputs, check_frame_atoms, check_independence, flow_evaluation
 from ..matching import MoleculeMismatchError, candidate_mappings, check_mapping
 
 # Systems at most this large run faster on the Reference platform than on CPU.
@@ -53,6 +53,7 @@ class Binding:
     has_virtual_sites: bool
     num_atoms: int
     components: List[str]
+    frame_atoms: Tuple[int, ...] = ()  # model order; () when buffered proposals cannot be re-placed
 
 
 def _check_compatible(info, system, numbers, temperature, context, stacklevel):
@@ -99,6 +100,8 @@ def match_atoms(flow, info, device, numbers, bonds, positions, names, pinned=Non
 def _check_independent_flow(flow, info, model_numbers, x_model, device, stacklevel):
     """The bind-time independence check, and a warning if the start has zero density."""
     check_independence(flow, info, model_numbers, x_model, device)
+    if info.frame_atoms:
+        check_frame_atoms(flow, info, model_numbers, x_model, device)
     start = torch.as_tensor(x_model, dtype=torch.float32, device=device).unsqueeze(0)
     numbers_t = torch.as_tensor(model_numbers, dtype=torch.int64, device=device)
     with flow_evaluation():
@@ -150,4 +153,5 @@ def bind(flow, info, device, context, topology=None, temperature=None, *, pinned
         numbers=torch.tensor(model_numbers, dtype=torch.int64, device=device),
         centres=torch.as_tensor(np.asarray(centres, dtype=np.int64).reshape(-1, 4)),
         has_virtual_sites=any(system.isVirtualSite(i) for i in range(n)), num_atoms=n,
-        components=list(info.component_names))
+        components=list(info.component_names),
+        frame_atoms=tuple(info.frame_atoms) if info.proposal_independent else ())

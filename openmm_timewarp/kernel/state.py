@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from .cache import Left
-from .statistics import MoveStatistics
 from .walks import Batch
 
 STATE_VERSION = 2
@@ -60,14 +59,17 @@ def _unpack_left(left):
 
 def _pack_buffer(batch):
     packed = {name: pack_array(getattr(batch, name).numpy()) for name in _BUFFER_ARRAYS}
-    packed.update(components=batch.components, finite=batch.finite, flipped=batch.flipped, next=batch.next)
+    packed.update(components=batch.components, finite=batch.finite, flipped=batch.flipped, next=batch.next,
+                  drawn=None if batch.drawn is None else pack_array(batch.drawn.numpy()))
     return packed
 
 
 def _unpack_buffer(buffer):
     tensors = {name: torch.from_numpy(unpack_array(buffer[name]).copy()) for name in _BUFFER_ARRAYS}
+    drawn = buffer.get("drawn")  # the proposals as drawn, when x was re-placed in another frame
     return Batch(**tensors, components=list(buffer["components"]), finite=list(buffer["finite"]),
-                 flipped=list(buffer["flipped"]), next=int(buffer["next"]))
+                 flipped=list(buffer["flipped"]), next=int(buffer["next"]),
+                 drawn=None if drawn is None else torch.from_numpy(unpack_array(drawn).copy()))
 
 
 def get_state(kernel) -> dict:

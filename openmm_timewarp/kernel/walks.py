@@ -7,6 +7,9 @@
 - A ``proposal_independent`` flow's proposals are valid from any state that shares their rigid
   frame, so the kernel keeps a buffer of them across MH steps and moves, and knows the current
   state's density log q(x) whenever the Context holds, bit for bit, a proposal it accepted.
+  After something else moved the Context (MD, ``setPositions``), a flow that names its
+  ``frame_atoms`` has its unused proposals re-placed in the current state's frame
+  (:func:`replace_buffer`); the others' buffer is dropped.
 
 Every function takes the :class:`~openmm_timewarp.kernel.TimewarpKernel` whose flow, generator,
 binding, cache and counters it uses.
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from ..chirality import chirality_changed, chirality_signs
-from ..contract import flow_evaluation
+from ..contract import flow_evaluation, place_in_frame
 from ..mcmc import acceptance_energy_bound, exploration_energy_bound, fixed_budget_walk
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -49,6 +52,7 @@ class Batch:
     flipped: List[bool] = field(default_factory=list)
     system_positions: Optional[np.ndarray] = None  # [B, N, 3] float64, System atom order
     next: int = 0  # buffer: first proposal not yet used
+    drawn: Optional[torch.Tensor] = None  # buffer: the proposals as drawn, once ``x`` was re-placed
 
     def __len__(self):
         return self.x.shape[0]
@@ -166,14 +170,32 @@ def dependent_walk(kernel, context, chain, kT, groups):
     return steps, accepted, discarded
 
 
+def replace_buffer(kernel, chain):
+    """Re-place the buffered proposals in the rigid frame of the chain's state (which MD or the user moved).
+
+    A ``proposal_independent`` flow keeps the frame of ``binding.frame_atoms`` and its log q depends on
+    nothing else, so a proposal drawn from another state, moved rigidly into the current state's frame,
+    is the proposal that noise gives from the current state: the same internal coordinates, log q and
+    auxiliary variables (v and the reverse v are standard normal whatever the frame, so they stay).
+    Each placement starts from the proposals as drawn, so rounding does not accumulate.
+    """
+    batch, binding = kernel.cache.buffer, kernel.binding
+    if batch.drawn is None:
+        batch.drawn = batch.x
+    batch.x = place_in_frame(batch.drawn, chain.x, binding.frame_atoms)
+    batch.system_positions = batch.x.numpy().astype(np.float64)[:, binding.inverse]
+    # a proper rigid motion keeps chirality; the current state's signs are what proposals are tested against
+    batch.flipped = chirality_changed(chain.signs, chirality_signs(batch.x, binding.centres)).tolist()
+
+
 def _prepared_buffer(kernel, chain, kT, step):
     """The buffer with a proposal left for this MH step (drawn anew when used up), its bounds at ``kT``."""
     cache = kernel.cache
     if cache.buffer is None or cache.buffer.next >= len(cache.buffer):
-        # after MD (or anything else) moved the Context, the next move will likely find the
-        # buffer stale again: draw only what this move needs
+        # a buffer that cannot be re-placed is dropped after MD (or anything else) moved the
+        # Context, and the next move will likely find it stale again: draw only what this move needs
         size = kernel.batchSize
-        if chain.changed_outside:
+        if chain.changed_outside and not kernel.binding.frame_atoms:
             size = min(size, kernel.proposalsPerMove - step)
         cache.buffer = draw(kernel, chain, size, True)
     batch = cache.buffer

@@ -1,8 +1,8 @@
 """The internal-coordinate family as a flow-contract-1 proposal: one molecule, one file.
 
-A proposal keeps the rigid frame of the structure it conditions on and draws new internal
-coordinates c' from a flow (or a mixture of flows); its density, as the contract passes it to
-Metropolis-Hastings, is
+A proposal keeps the rigid frame of the structure it conditions on (that of the first three
+Z-matrix atoms, exported as ``frame_atoms``) and draws new internal coordinates c' from a flow
+(or a mixture of flows); its density, as the contract passes it to Metropolis-Hastings, is
 
     log q(x', v' | x) = log q(c' | c) - log J(c') + log N(v'; 0, I),     v' = z[..., 3:].
 
@@ -62,6 +62,7 @@ class InternalCoordinateProposal(nn.Module):
     handedness: List[List[int]]
     component_names: List[str]
     log_weights: List[float]
+    frame_atoms: List[int]
 
     def __init__(self, coordinates: InternalCoordinates, flows: List[InternalCoordinateFlow], weights: List[float],
                  component_names: List[str], *, temperature: float, tau_ps: float, force_field: str,
@@ -86,6 +87,8 @@ class InternalCoordinateProposal(nn.Module):
         self.bonds = [[int(a), int(b)] for a, b in bonds]
         self.handedness = [[int(v) for v in row] for row in handedness]
         self.proposal_independent: bool = len(flows) == 1 and not flows[0].conditional
+        # the rigid frame every proposal keeps (contract metadata: the kernel re-places buffered proposals in it)
+        self.frame_atoms = [int(coordinates.root), int(coordinates.first), int(coordinates.second)]
         self.any_conditional: bool = any(f.conditional for f in flows)
         self.dimension: int = 3 * self.num_atoms - 6
         self.metadata_json: str = metadata_json
