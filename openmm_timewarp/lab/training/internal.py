@@ -30,7 +30,9 @@ from .families import FlowFamily, TrainingData, register_family
 # Where a model says nothing else: pure MH moves. A state-independent flow: one MH step per move (a
 # chain can be recorded after every step), proposals drawn 256 at a time and all used. A proposal that
 # depends on the current state: 16 MH steps per move, drawn 16 at a time from the current state.
-INDEPENDENT_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 1, "batchSize": 256}
+# proposalsPerMoveMixed: MH steps per move when MD runs between moves (8 measured best for alanine
+# dipeptide with 100 MD steps between moves; docs/results.md)
+INDEPENDENT_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 1, "batchSize": 256, "proposalsPerMoveMixed": 8}
 CONDITIONAL_SETTINGS = {"moveInterval": 0, "proposalsPerMove": 16, "batchSize": 16}
 
 
