@@ -9,8 +9,11 @@ it walks any other proposal (a batch per move from the current state, the rest o
 discarded after an acceptance, a reverse pass per tested proposal): the walk before the kernel
 learned to exploit state-independent proposals, for a before/after comparison.
 
+``--constraints hbonds`` samples a System with constrained bonds to hydrogen (held by the flow,
+``docs/constraints.md``), with ``--hydrogen-mass`` amu hydrogens (the masses enter the metric term).
+
 Usage: python benchmarks/mh_efficiency.py FLOW [--seconds 40] [--batch-size N] [--proposals-per-move N]
-                                          [--as-state-dependent]
+                                          [--as-state-dependent] [--constraints none|hbonds] [--hydrogen-mass M]
 """
 
 import argparse
@@ -47,15 +50,16 @@ class StateDependentView(torch.nn.Module):
         return self.inner.log_prob(x_cond, atomic_numbers, x, v)
 
 
-def measure(flow, seconds=40.0, batch_size=None, proposals=None, seed=1):
+def measure(flow, seconds=40.0, batch_size=None, proposals=None, seed=1, constraints=None, hydrogen_mass=None):
     """Run pure MH moves for ``seconds``; return a dict of figures."""
     topology, start = load_alanine_dipeptide()
-    system = create_system(topology)
+    system = create_system(topology, hydrogen_mass=hydrogen_mass, constraints=constraints)
     integrator = TimewarpIntegrator(310, 1, 0.001, flow=flow, topology=topology, moveInterval=0,
                                     proposalsPerMove=proposals, batchSize=batch_size)
     integrator.setRandomNumberSeed(seed)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(start)
+    context.applyConstraints(1e-6)
     integrator.bind(context)
     observables = PeptideObservables(topology)
     rows, begin = [], time.perf_counter()
@@ -85,6 +89,8 @@ def main():
     parser.add_argument("--batch-size", type=int, help="default: the model's recommended setting")
     parser.add_argument("--proposals-per-move", type=int, help="default: the model's recommended setting")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--constraints", choices=("none", "hbonds", "allbonds"), default="none")
+    parser.add_argument("--hydrogen-mass", type=float, help="amu (hydrogen mass repartitioning)")
     parser.add_argument("--as-state-dependent", action="store_true",
                         help="walk a state-independent flow as a state-dependent one (16 MH steps per move, batch 16 "
                              "unless given)")
@@ -93,7 +99,8 @@ def main():
     flow, batch, proposals = args.flow, args.batch_size, args.proposals_per_move
     if args.as_state_dependent:
         flow, batch, proposals = StateDependentView(args.flow), batch or 16, proposals or 16
-    print(json.dumps(measure(flow, args.seconds, batch, proposals, args.seed), indent=1))
+    print(json.dumps(measure(flow, args.seconds, batch, proposals, args.seed, args.constraints, args.hydrogen_mass),
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,13 @@ def atomic_numbers(system: openmm.System, topology: Optional[app.Topology] = Non
 
 
 def bonds(system: openmm.System, topology: Optional[app.Topology] = None) -> List[Tuple[int, int]]:
-    """Bonded pairs, from ``topology`` if it has bonds, else from the System's bond forces."""
+    """Bonded pairs, from ``topology`` if it has bonds, else from the System's bond forces and constraints.
+
+    ``createSystem`` leaves constrained bonds out of the bond force, so without a topology a
+    constraint counts as a bond unless it is an angle constraint (as ``constraints=HAngles`` adds
+    between the hydrogens of a methyl, or a hydroxyl hydrogen and the atom beyond the oxygen): the
+    longest side of a triangle of bonds and constraints (bond-force sides count as shortest).
+    """
     if topology is not None and topology.getNumBonds() > 0:
         return [(b[0].index, b[1].index) for b in topology.bonds()]
     pairs = []
@@ -55,4 +61,24 @@ def bonds(system: openmm.System, topology: Optional[app.Topology] = None) -> Lis
             for k in range(force.getNumBonds()):
                 i, j = force.getBondParameters(k)[:2]
                 pairs.append((i, j))
+    length = {frozenset(p): 0.0 for p in pairs}
+    constrained = []
+    for k in range(system.getNumConstraints()):
+        i, j, d = system.getConstraintParameters(k)
+        constrained.append((i, j))
+        length.setdefault(frozenset((i, j)), d.value_in_unit(openmm.unit.nanometer))
+    neighbours = {}
+    for edge in length:
+        i, j = tuple(edge)
+        neighbours.setdefault(i, set()).add(j)
+        neighbours.setdefault(j, set()).add(i)
+    known = {frozenset(p) for p in pairs}
+    for i, j in constrained:
+        edge = frozenset((i, j))
+        if edge in known:
+            continue
+        shared = (neighbours[i] - {j}) & (neighbours[j] - {i})
+        if not any(length[edge] > max(length[frozenset((i, k))], length[frozenset((j, k))]) for k in shared):
+            pairs.append((i, j))
+            known.add(edge)
     return pairs

@@ -12,11 +12,12 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from .flow.peptides.binder import bind_peptides
 from .models import list_models, model_path
 
 CONTRACT_VERSION = 1
@@ -68,6 +69,14 @@ class FlowInfo:
     frame_atoms : tuple of int
         (a0, a1, a2), model atom order: the atoms whose rigid frame a ``proposal_independent`` flow
         keeps (see :func:`place_in_frame`); empty when the flow does not say.
+    constraints : str
+        The bond constraints the model was made for: "none" (default), "hbonds" or "allbonds".
+    holdable_bonds : tuple of (int, int)
+        Bonds (model atom order) the flow's ``hold_bonds`` can hold; empty when it has no
+        ``hold_bonds`` method (then it cannot sample a System with constraints).
+    binder : str
+        Name of the registered bind step (:func:`register_binder`) that binds the flow to the
+        user's molecule before use; empty for a flow that needs none.
     """
 
     contract_version: int
@@ -84,6 +93,14 @@ class FlowInfo:
     handedness: Tuple[Tuple[int, ...], ...] = ()
     component_names: Tuple[str, ...] = ()
     frame_atoms: Tuple[int, ...] = ()
+    constraints: str = "none"
+    holdable_bonds: Tuple[Tuple[int, int], ...] = ()
+    binder: str = ""
+
+    @property
+    def can_hold_bonds(self) -> bool:
+        """Whether the flow can hold bond constraints (``hold_bonds``, ``holdable_bonds``)."""
+        return bool(self.holdable_bonds)
 
     @property
     def has_graph(self) -> bool:
@@ -178,11 +195,41 @@ def _optional_attributes(module, source: str, num_atoms: int) -> Dict[str, Any]:
             raise FlowContractError(f"{source}: attribute 'bonds' refers to atoms outside 0..{num_atoms - 1}.")
         out.update(atomic_numbers=tuple(numbers), bonds=bonds,
                    handedness=_int_rows(getattr(module, "handedness", []) or [], 5, "handedness", source))
+    binder = getattr(module, "binder", "") or ""
+    if not isinstance(binder, str) or (binder and binder not in _BINDERS):
+        raise FlowContractError(f"{source} needs the bind step {binder!r}, which this version of openmm_timewarp "
+                                f"does not have (it has: {', '.join(sorted(_BINDERS)) or 'none'}). Upgrade "
+                                "openmm_timewarp.")
+    out["binder"] = binder
     names = list(getattr(module, "component_names", []) or [])
     if names:
         if not all(isinstance(n, str) for n in names) or not callable(getattr(module, "component", None)):
             raise FlowContractError(f"{source}: 'component_names' must be a list of str, with a component(z) method.")
         out["component_names"] = tuple(names)
+    out.update(_constraint_attributes(module, source, num_atoms))
+    return out
+
+
+CONSTRAINT_KINDS = ("none", "hbonds", "allbonds")
+
+
+def _constraint_attributes(module, source: str, num_atoms: int) -> Dict[str, Any]:
+    """The optional ``constraints`` attribute, and ``holdable_bonds`` of a flow with ``hold_bonds``."""
+    constraints = getattr(module, "constraints", "none")
+    if not isinstance(constraints, str) or constraints not in CONSTRAINT_KINDS:
+        raise FlowContractError(f"{source}: attribute 'constraints' must be one of {', '.join(CONSTRAINT_KINDS)}, "
+                                f"got {constraints!r}.")
+    out: Dict[str, Any] = {"constraints": constraints}
+    if callable(getattr(module, "hold_bonds", None)):
+        holdable = _int_rows(getattr(module, "holdable_bonds", []) or [], 2, "holdable_bonds", source)
+        if not holdable:
+            raise FlowContractError(f"{source}: a flow with hold_bonds must list its 'holdable_bonds'.")
+        if num_atoms and any(not (0 <= a < num_atoms and 0 <= b < num_atoms) for a, b in holdable):
+            raise FlowContractError(f"{source}: 'holdable_bonds' refers to atoms outside 0..{num_atoms - 1}.")
+        out["holdable_bonds"] = holdable
+    elif constraints != "none":
+        raise FlowContractError(f"{source} says it was made for constraints={constraints!r} but has no hold_bonds "
+                                "method (see docs/contract.md).")
     return out
 
 
@@ -230,6 +277,36 @@ def place_in_frame(x: torch.Tensor, target: torch.Tensor, frame_atoms: Sequence[
     target_origin, target_axes = rigid_frame(target.reshape(1, -1, 3), frame_atoms)
     local = (x.double() - origin.unsqueeze(1)) @ axes
     return (local @ target_axes.transpose(-1, -2) + target_origin.unsqueeze(1)).to(x.dtype)
+
+
+# ------------------------------------------------------------------------------------------------ bind steps
+# name -> function(flow, atomic_numbers, bonds, atom_names) binding the flow to that molecule in place
+_BINDERS: Dict[str, Callable] = {"peptides": bind_peptides}
+
+
+def register_binder(name: str, function: Callable) -> None:
+    """Register a bind step: ``function(flow, atomic_numbers, bonds, atom_names)`` binds ``flow`` in place.
+
+    A flow whose ``binder`` attribute names it is bound to the user's molecule before any move
+    (:func:`bind_flow`); see docs/contract.md.
+    """
+    _BINDERS[str(name)] = function
+
+
+def bind_flow(flow, info: FlowInfo, atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]],
+              atom_names: Optional[Sequence[str]] = None) -> FlowInfo:
+    """Run the flow's bind step for one molecule and return the bound flow's :class:`FlowInfo`.
+
+    A flow without a bind step is returned as it is. The bind step's own errors (a molecule the
+    model does not cover) are ValueErrors that name the residue or atoms.
+    """
+    if not info.binder:
+        return info
+    _BINDERS[info.binder](flow, [int(z) for z in atomic_numbers], [(int(a), int(b)) for a, b in bonds], atom_names)
+    bound = flow_info(flow, info.source)
+    if not bound.has_graph:
+        raise FlowContractError(f"{info.source}: its bind step {info.binder!r} left it without a molecular graph.")
+    return bound
 
 
 def load_flow(flow, device="cpu"):
@@ -390,7 +467,9 @@ def check_frame_atoms(module, info, atomic_numbers, positions, device="cpu", row
     with flow_evaluation():
         x, _, log_q = module.sample(states.repeat_interleave(rows, dim=0), numbers, z)
     moved = place_in_frame(x[:rows].cpu(), states[1].cpu(), info.frame_atoms)
-    if not (torch.allclose(moved, x[rows:].cpu(), atol=tolerance, rtol=0.0, equal_nan=True)
+    # a proposal of zero density (an angle outside (0, pi) may flip the frame atoms) is never accepted
+    usable = (torch.isfinite(log_q[:rows]) | torch.isfinite(log_q[rows:])).cpu()
+    if not (torch.allclose(moved[usable], x[rows:].cpu()[usable], atol=tolerance, rtol=0.0, equal_nan=True)
             and torch.allclose(log_q[:rows], log_q[rows:], atol=1e-3, rtol=1e-5, equal_nan=True)):
         raise FlowContractError(
             f"{info.source} declares frame_atoms {list(info.frame_atoms)}, but its proposals do not keep the "

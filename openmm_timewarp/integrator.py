@@ -128,8 +128,9 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
         Raises
         ------
         ValueError
-            The Context uses another integrator, or the System is unsupported (constraints,
-            periodic box) or does not match the flow (atom count, elements).
+            The Context uses another integrator, or the System is unsupported (constraints the flow
+            cannot hold, see ``docs/constraints.md``; a periodic box) or does not match the flow
+            (atom count, elements).
         """
         if getattr(context, "_integrator", self) is not self:
             raise ValueError("this Context was created with another integrator; a TimewarpIntegrator "
@@ -237,7 +238,7 @@ class TimewarpIntegrator(openmm.LangevinMiddleIntegrator):
     def invalidateCache(self):
         """Forget the cached energy, density and buffered proposals.
 
-        The moves reuse U(x) while the Context, its System's numbers of particles and forces, the
+        The moves reuse U(x) while the Context, its System's numbers of particles, forces and constraints, the
         positions, the global parameters and the force groups are unchanged; call this after changing
         force parameters with ``updateParametersInContext`` or ``Context.reinitialize`` (see
         ``docs/kernel-cache.md``).

@@ -169,3 +169,11 @@ def test_an_interrupted_exploration_keeps_its_frames_and_runs_only_the_time_left
         assert len(run["positions"]) > len(frames)
         assert np.array_equal(run["positions"][:len(frames)], frames)
     assert not partial.exists()
+
+
+def test_tasks_not_started_by_the_deadline_are_left_out():
+    from openmm_timewarp.lab.fit import _in_workers
+
+    done = _in_workers(time.sleep, [(1.0,)] * 12, 2, "sleep", False, deadline=time.time() + 1.5)
+    assert 1 <= len(done) <= 6  # what had started (workers take seconds to start), never all twelve
+    assert len(_in_workers(time.sleep, [(0.01,)] * 3, 2, "sleep", False)) == 3  # no deadline: every task

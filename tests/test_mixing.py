@@ -43,8 +43,10 @@ def _moved(x, seed):
 
 def test_shipped_model_takes_its_frame_atoms_from_its_zmatrix(tmp_path):
     flow, info = load_flow("alanine-dipeptide")
-    assert not hasattr(flow, "frame_atoms")  # exported before the attribute existed
-    assert info.frame_atoms == tuple(info.metadata["zmatrix"]["order"][:3]) == (8, 6, 10)  # CA, N, C
+    assert info.frame_atoms == tuple(flow.frame_atoms) == tuple(info.metadata["zmatrix"]["order"][:3]) == (8, 6, 10)
+    old = _Counting(flow, frame_atoms=False)  # as a file exported before the attribute existed: CA, N, C
+    old.metadata_json = flow.metadata_json
+    assert load_flow(old)[1].frame_atoms == (8, 6, 10)
     path = str(tmp_path / "chain.pt")
     proposal = chain_proposal()
     torch.jit.save(torch.jit.script(proposal), path)

@@ -62,6 +62,19 @@ def packed(tmp_path_factory):
     return out, spec, record
 
 
+def test_coverage_additions_complete_a_prefix_with_the_shortest_peptides():
+    order = ps.peptides(ps.read_splits(), ("train",))
+    prefix = order[0::2][:84] + order[1::2][:84]
+    slots = {slot for spec in prefix for slot in ps.residue_slots(spec)}
+    assert "N:W" not in slots  # the prefix alone leaves N-terminal tryptophan without data
+    additions = ps.coverage_additions(order, prefix)
+    covered = {slot for spec in prefix + additions for slot in ps.residue_slots(spec)}
+    assert covered == {f"{where}:{x}" for where in "NCM" for x in ps.AMINO_ACIDS}
+    assert all(spec.split == "train" and spec not in prefix for spec in additions)
+    assert all(len(spec.sequence) == 2 for spec in additions)
+    assert ps.coverage_additions(order, order) == []
+
+
 def test_a_packed_peptide_holds_its_md_to_the_stated_resolution(packed):
     out, spec, record = packed
     positions, stored, pdb = ps.load_packed(ps.packed_path(str(out), spec))

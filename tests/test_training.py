@@ -121,3 +121,16 @@ def test_patience_without_a_validation_set_is_refused(tmp_path):
     with pytest.raises(ValueError, match="stopping by patience needs a validation set"):
         train_flow(TimewarpFlow(CONFIG), toy_pairs(32, 0), [], collate, config, str(tmp_path), progress=False)
     assert not os.listdir(tmp_path)  # refused before anything was written
+
+
+def test_the_time_limit_stops_within_an_epoch(tmp_path, monkeypatch):
+    """A time limit shorter than an epoch stops mid-epoch; that epoch is validated and checkpointed."""
+    import openmm_timewarp.lab.training.trainer as trainer
+
+    clock = iter(float(k) for k in range(10_000))  # every call of time.time() is one second later
+    monkeypatch.setattr(trainer.time, "time", lambda: next(clock))
+    train, val = toy_pairs(256, 0), toy_pairs(32, 1)
+    config = TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3, warmup_steps=2, seed=3, time_limit_s=5.0)
+    result = train_flow(TimewarpFlow(CONFIG), train, val, collate, config, str(tmp_path), progress=False)
+    assert len(result.history) == 1 and result.history[0]["step"] < 256 // 16  # stopped inside epoch 0
+    assert (tmp_path / "checkpoint.pt").is_file()

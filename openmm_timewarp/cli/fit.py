@@ -13,13 +13,20 @@ def add_arguments(parser):
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="cores to use (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--constraints", choices=("none", "hbonds"), default="none",
+                        help="the Systems the model is for: hbonds = bonds to hydrogen constrained (MD data at 4 fs "
+                             "with 4 amu hydrogens; the model holds those bonds). Default %(default)s")
+    parser.add_argument("--warm-start", metavar="MODEL",
+                        help="fine-tune this transferable peptides model (file or shipped name) on the molecule "
+                             "instead of training a per-molecule flow from scratch (see docs/peptides.md)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args):
     from ..lab.fit import Fit, FitSettings, summary
 
-    settings = FitSettings(minutes=args.minutes, workers=args.workers, seed=args.seed)
+    settings = FitSettings(minutes=args.minutes, workers=args.workers, seed=args.seed, constraints=args.constraints,
+                           warm_start=args.warm_start)
     try:
         fit = Fit(args.output, args.input, args.capped, args.preset, args.forcefield, args.temperature_k, settings,
                   progress=not args.no_progress)

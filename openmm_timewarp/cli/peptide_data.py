@@ -18,6 +18,8 @@ def add_arguments(parser):
                         help="which splits to make data for (default: train validation)")
     parser.add_argument("--shard", default="0/1", help="shard i of n of the fixed peptide order (default 0/1)")
     parser.add_argument("--limit", type=int, help="at most this many peptides of the shard")
+    parser.add_argument("--cover", action="store_true",
+                        help="with --limit: add the peptides that give every residue type in every terminus slot data")
     parser.add_argument("--keep-scratch", action="store_true", help="keep each peptide's MD runs after packing")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -27,6 +29,7 @@ def run(args):
     from ..lab.md.pool import parse_shard
 
     result = make_peptide_set(args.output, args.scratch, tuple(args.splits), parse_shard(args.shard),
-                              limit=args.limit, progress=not args.no_progress, keep_scratch=args.keep_scratch)
+                              limit=args.limit, progress=not args.no_progress, keep_scratch=args.keep_scratch,
+                              cover=args.cover)
     print(f"{result.done} of {result.total} peptides packed in {args.output} ({result.seconds / 60:.1f} min)")
     return 0

@@ -40,6 +40,8 @@ def add_arguments(parser):
                         help="time step, femtoseconds (default 1; 2 with --hydrogen-mass-amu 3)")
     parser.add_argument("--friction-per-ps", type=float, default=1.0, help="collision rate, 1/ps (default 1)")
     parser.add_argument("--hydrogen-mass-amu", type=float, help="hydrogen mass repartitioning, amu (e.g. 3)")
+    parser.add_argument("--constraints", choices=("none", "hbonds"), default="none",
+                        help="bond constraints (hbonds: bonds to hydrogen; with --hydrogen-mass-amu 4 --timestep-fs 4)")
     parser.add_argument("--save-interval-ps", type=float, default=1.0, help="picoseconds between saved frames (default 1)")
     parser.add_argument("--equilibration-ps", type=float, default=100.0,
                         help="picoseconds of unsaved MD after minimisation (default 100)")
@@ -104,7 +106,8 @@ def run(args):
     kwargs = dict(capped=args.capped, phi=args.phi, psi=args.psi, preset=args.preset or DEFAULT_PRESET, temperature_K=args.temperature_k,
                   timestep_ps=args.timestep_fs / 1000.0, friction_per_ps=args.friction_per_ps,
                   hydrogen_mass_amu=args.hydrogen_mass_amu, save_interval_ps=args.save_interval_ps,
-                  equilibration_ps=args.equilibration_ps, production_ps=args.production_ns * 1000.0, seed=args.seed, platform=args.platform, checkpoint_interval=args.checkpoint_interval)
+                  equilibration_ps=args.equilibration_ps, production_ps=args.production_ns * 1000.0, seed=args.seed, platform=args.platform, checkpoint_interval=args.checkpoint_interval,
+                  constraints=args.constraints)
     if args.start_pdb or args.name:
         try:
             results = [simulate(args.output, sequences[0] if sequences else None, start_pdb=args.start_pdb,

@@ -23,6 +23,9 @@ def add_arguments(parser):
     parser.add_argument("--patience", type=int, help="stop this many epochs after the best validation NLL")
     parser.add_argument("--minutes", type=float, help="stop after the epoch in which this much training time has passed")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--constraints", choices=("none", "hbonds"),
+                        help="the constraints of the runs, checked (default: as the runs were made). An internal-"
+                             "family model of hbonds runs holds the bonds to hydrogen (docs/constraints.md)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-align", action="store_true",
@@ -63,7 +66,8 @@ def run(args):
                         time_limit_s=None if args.minutes is None else 60.0 * args.minutes)
     try:
         result = train_family(family.name, args.data, args.lag, args.splits, family_config, train_config,
-                              args.output, progress=not args.no_progress, threads=args.threads)
+                              args.output, progress=not args.no_progress, threads=args.threads,
+                              constraints=args.constraints)
     except TrainingDataError as error:
         raise SystemExit(f"error: {error}") from None
     last = result.history[-1]

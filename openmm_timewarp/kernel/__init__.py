@@ -1,6 +1,7 @@
 """The Timewarp kernel: one move on an OpenMM Context, shared by the integrator and the openmmtools move.
 
 - :mod:`.prepare`: validation of the System and Context, atom matching, binding;
+- :mod:`.constraints`: bond constraints the flow holds, and the mass-metric term of their measure;
 - :mod:`.walks`: the state-dependent walk and the buffered state-independent walk;
 - :mod:`.cache`: the energy and density cache and the proposal buffer, tied to their Context;
 - :mod:`.state`: exact-restart state (``getState`` / ``setState``) and its JSON encoding;

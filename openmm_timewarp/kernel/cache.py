@@ -3,7 +3,7 @@
 What the kernel caches (U(x) and log q(x) of the state it left, and unused proposals of a
 state-independent flow) is valid only for the Context and System it was computed with. The
 cache remembers a cheap fingerprint of both (the Context object, the System object, its numbers
-of particles and forces) and forgets everything when the fingerprint changes. Force parameters
+of particles, forces and constraints) and forgets everything when the fingerprint changes. Force parameters
 edited in place cannot be seen cheaply: after ``updateParametersInContext`` or
 ``Context.reinitialize`` call :meth:`EnergyCache.clear` (``invalidateCache`` of the integrator).
 """
@@ -28,9 +28,10 @@ class Left:
     signs: Optional[torch.Tensor] = None
 
 
-def system_shape(system) -> Tuple[int, int]:
-    """(particles, forces) of a System: what a restored cache is checked against."""
-    return system.getNumParticles(), system.getNumForces()
+def system_shape(system) -> Tuple[int, ...]:
+    """(particles, forces, constraints) of a System: what a restored cache is checked against (the
+    buffered proposals hold the constrained bonds, and their densities carry the constraints' metric)."""
+    return system.getNumParticles(), system.getNumForces(), system.getNumConstraints()
 
 
 class EnergyCache:
@@ -41,7 +42,7 @@ class EnergyCache:
         self.buffer = None
         self._context = None  # weak reference to the Context the contents belong to
         self._system = None  # address of its System
-        self.shape: Optional[Tuple[int, int]] = None  # (particles, forces) of that System
+        self.shape: Optional[Tuple[int, ...]] = None  # (particles, forces, constraints) of that System
 
     def clear(self):
         """Forget the cached energy, density and buffered proposals."""
@@ -52,7 +53,7 @@ class EnergyCache:
         """Tie the cache to ``context``; forget its contents if they came from another Context or System.
 
         A cache restored from a saved state has no Context yet: it adopts the first one whose System
-        has the saved numbers of particles and forces.
+        has the saved numbers of particles, forces and constraints.
         """
         system = context.getSystem()
         shape, address = system_shape(system), int(system.this)

@@ -17,6 +17,7 @@ from ..contract import load_flow
 from . import state as _state
 from . import walks
 from .cache import EnergyCache, Left
+from .constraints import ensure_held
 from .prepare import bind
 from .statistics import MoveCounters, MoveStatistics
 
@@ -112,6 +113,8 @@ class TimewarpKernel:
         if buffer is not None and buffer.system_positions is None:  # restored by setState
             buffer.system_positions = buffer.x.numpy().astype(np.float64)[:, binding.inverse]
         self.binding = binding
+        if binding.info is not None:
+            self.flowInfo = binding.info  # a flow with a bind step now knows this molecule
 
     def pinMapping(self, mapping):
         """Prefer ``mapping`` (a restored state's) when matching atoms again at the next :meth:`prepare`."""
@@ -153,6 +156,7 @@ class TimewarpKernel:
     def _current(self, context, groups):
         """The chain's start: positions from the Context, U(x) and log q(x) from the cache when still valid."""
         self.cache.follow(context)
+        ensure_held(self.flow, self.binding.holds)  # another kernel sharing the module may hold other bonds
         positions = context.getState(getPositions=True).getPositions(asNumpy=True)._value
         parameters = dict(context.getParameters())
         left = self.cache.lookup(positions, parameters, groups)

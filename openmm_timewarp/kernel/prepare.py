@@ -9,7 +9,7 @@ import math
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -17,27 +17,29 @@ from openmm import unit
 
 from .. import atoms as _atoms
 from ..chirality import find_chirality_centres
-from ..contract import check_flow_outputs, check_frame_atoms, check_independence, flow_evaluation
+from ..contract import (FlowInfo, bind_flow, check_flow_outputs, check_frame_atoms, check_independence,
+                        flow_evaluation)
 from ..matching import MoleculeMismatchError, candidate_mappings, check_mapping
+from .constraints import Holds, bind_constraints, release
 
-# Systems at most this large run faster on the Reference platform than on CPU.
+# Systems at most this large run faster on the Reference platform than on CPU, unless a force of
+# these kinds (the CPU platform's are compiled; OBC1 implicit solvent is a CustomGBForce) dominates.
 _SMALL_SYSTEM = 200
+_CPU_FASTER = ("CustomGBForce", "CustomNonbondedForce")
 _NM = unit.nanometer
 
 
 def check_system(system):
-    """Raise ValueError for Systems that Timewarp moves cannot sample (constraints, periodic box)."""
-    if system.getNumConstraints() > 0:
-        raise ValueError(
-            f"the System has {system.getNumConstraints()} constraints. Timewarp proposals move every "
-            "atom freely and cannot satisfy bond constraints without breaking detailed balance. "
-            "Create the System with createSystem(..., constraints=None) and use a 1 fs step, or add "
-            "hydrogenMass=3*amu and use 2 fs."
-        )
+    """Raise ValueError for Systems that Timewarp moves cannot sample (a periodic box).
+
+    Constraints are checked against the flow when binding (:func:`.constraints.bind_constraints`).
+    """
     if system.usesPeriodicBoundaryConditions():
         raise ValueError(
-            "periodic Systems are not supported by flow contract version 1. Use an implicit-solvent "
-            "or vacuum System (NoCutoff or CutoffNonPeriodic)."
+            "periodic Systems (explicit solvent, a periodic box) are out of scope of flow contract version 1: "
+            "the proposals do not know periodic images or the solvent. Use an implicit-solvent or vacuum System "
+            "(createSystem(..., nonbondedMethod=NoCutoff or CutoffNonPeriodic), for example amber14 with "
+            "implicit/obc2.xml), or run plain MD for the solvated System."
         )
 
 
@@ -54,6 +56,8 @@ class Binding:
     num_atoms: int
     components: List[str]
     frame_atoms: Tuple[int, ...] = ()  # model order; () when buffered proposals cannot be re-placed
+    holds: Optional[Holds] = None  # the System's constrained bonds, held by the flow (None: no constraints)
+    info: Optional[FlowInfo] = None  # the flow's FlowInfo for this molecule (after its bind step, if any)
 
 
 def _check_compatible(info, system, numbers, temperature, context, stacklevel):
@@ -71,7 +75,8 @@ def _check_compatible(info, system, numbers, temperature, context, stacklevel):
         warnings.warn(f"the flow {info.source} was trained at {info.temperature:g} K; moves run at "
                       f"{temperature:g} K. Sampling stays exact in mode 'mh', but acceptance may drop.",
                       RuntimeWarning, stacklevel=stacklevel + 1)
-    if context.getPlatform().getName() == "CPU" and n <= _SMALL_SYSTEM:
+    custom = any(type(force).__name__ in _CPU_FASTER for force in system.getForces())
+    if context.getPlatform().getName() == "CPU" and n <= _SMALL_SYSTEM and not custom:
         warnings.warn(f"this {n}-atom System runs on the CPU platform; for molecules this small the "
                       "Reference platform is usually 10-30x faster (openmm.Platform.getPlatformByName"
                       "('Reference')).", RuntimeWarning, stacklevel=stacklevel + 1)
@@ -120,8 +125,9 @@ def bind(flow, info, device, context, topology=None, temperature=None, *, pinned
     Raises
     ------
     ValueError
-        Constraints, a periodic box, an atom count or elements the flow does not know, or a
-        molecule that is not the model's (:class:`~openmm_timewarp.matching.MoleculeMismatchError`).
+        A periodic box, constraints the flow cannot hold (:func:`.constraints.bind_constraints`), an
+        atom count or elements the flow does not know, or a molecule that is not the model's
+        (:class:`~openmm_timewarp.matching.MoleculeMismatchError`).
     FlowContractError
         The flow's outputs break the contract, or it declares ``proposal_independent`` falsely.
     """
@@ -134,24 +140,28 @@ def bind(flow, info, device, context, topology=None, temperature=None, *, pinned
     if flow_threads is not None:
         torch.set_num_threads(int(flow_threads))
     bonds = _atoms.bonds(system, topology)
+    names = None
+    if topology is not None:
+        names = [f"{a.residue.name}{a.residue.id}:{a.name}" for a in topology.atoms()]
+    info = bind_flow(flow, info, numbers, bonds, names)  # a transferable flow learns the molecule here
+    release(flow, info)  # atoms are matched, and the flow checked, with this System's constraints only
     if info.has_graph:
-        names = None
-        if topology is not None:
-            names = [f"{a.residue.name}{a.residue.id}:{a.name}" for a in topology.atoms()]
         mapping = match_atoms(flow, info, device, numbers, bonds, positions, names, pinned)
         model_numbers, model_bonds = list(info.atomic_numbers), list(info.bonds)
     else:
         mapping = np.arange(n, dtype=np.int64)
         model_numbers, model_bonds = numbers, bonds
+    inverse = np.argsort(mapping)
+    holds = bind_constraints(flow, info, system, numbers, bonds, mapping, inverse, names)
     x_model = positions[mapping]
     check_flow_outputs(flow, info, model_numbers, x_model, device)
     if info.proposal_independent:
         _check_independent_flow(flow, info, model_numbers, x_model, device, stacklevel + 1)
     centres = find_chirality_centres(model_numbers, model_bonds) if chirality_check else []
     return Binding(
-        context=weakref.ref(context), mapping=mapping, inverse=np.argsort(mapping),
+        context=weakref.ref(context), mapping=mapping, inverse=inverse,
         numbers=torch.tensor(model_numbers, dtype=torch.int64, device=device),
         centres=torch.as_tensor(np.asarray(centres, dtype=np.int64).reshape(-1, 4)),
         has_virtual_sites=any(system.isVirtualSite(i) for i in range(n)), num_atoms=n,
         components=list(info.component_names),
-        frame_atoms=tuple(info.frame_atoms) if info.proposal_independent else ())
+        frame_atoms=tuple(info.frame_atoms) if info.proposal_independent else (), holds=holds, info=info)

@@ -11,6 +11,11 @@
   ``frame_atoms`` has its unused proposals re-placed in the current state's frame
   (:func:`replace_buffer`); the others' buffer is dropped.
 
+With bond constraints the densities the walks use (drawn proposals' log q, every ``log_prob``)
+include the mass-metric term, log q(x) - 0.5 log det G_M(x) (:mod:`.constraints`): the one MH rule
+then targets the measure constrained dynamics samples. G_M depends only on the bonds' relative
+directions, so it is unchanged when a buffered proposal is re-placed rigidly.
+
 Every function takes the :class:`~openmm_timewarp.kernel.TimewarpKernel` whose flow, generator,
 binding, cache and counters it uses.
 """
@@ -85,7 +90,8 @@ def draw(kernel, chain, size, per_step_auxiliary):
         x, v, log_q = kernel.flow.sample(x_cond, binding.numbers, z.to(kernel.device))
         components = kernel.flow.component(z.to(kernel.device)).tolist() if binding.components else [0] * size
     counters.flow_time += time.perf_counter() - start
-    batch = Batch(x.detach().cpu(), v.detach().cpu(), log_q.detach().cpu(), v_old, log_u, components)
+    batch = Batch(x.detach().cpu(), v.detach().cpu(), constrained_density(binding, x, log_q), v_old, log_u,
+                  components)
     finite = torch.isfinite(batch.x).all(dim=(1, 2)) & torch.isfinite(batch.v).all(dim=(1, 2))
     batch.finite = (finite & torch.isfinite(batch.log_q)).tolist()
     batch.flipped = chirality_changed(chain.signs, chirality_signs(batch.x, binding.centres)).tolist()
@@ -93,12 +99,21 @@ def draw(kernel, chain, size, per_step_auxiliary):
     return batch
 
 
+def constrained_density(binding, x, log_q):
+    """The density MH uses for proposals x: log q, less 0.5 log det G_M(x) when bonds are held (on the CPU)."""
+    log_q = log_q.detach().cpu()
+    if binding.holds is None:
+        return log_q
+    return (log_q.double() - binding.holds.half_log_det_metric(x.detach().cpu())).to(log_q.dtype)
+
+
 def log_prob(kernel, x_cond, x, v):
-    """The flow's log q(x, v | x_cond), timed."""
+    """The flow's log q(x, v | x_cond), timed (with the metric term of held bonds)."""
     start = time.perf_counter()
     with flow_evaluation():
         log_q = kernel.flow.log_prob(x_cond.to(kernel.device), kernel.binding.numbers, x.to(kernel.device),
-                                     v.to(kernel.device)).detach().cpu()
+                                     v.to(kernel.device))
+    log_q = constrained_density(kernel.binding, x, log_q)
     kernel.counters.flow_time += time.perf_counter() - start
     return log_q
 

@@ -12,7 +12,9 @@ Stages, each resumable (``DIR/fit.json`` records what is done; the same command 
    from the target-temperature replica.
 4. **md**: a short MD run at the target temperature from every seed (``DIR/md/seed-NNN``, the
    package's resumable run format): local fluctuations at the right temperature, metastable
-   states all represented, rare ones more than their weight. Metropolis-Hastings corrects any bias
+   states all represented, rare ones more than their weight. With ``constraints="hbonds"``
+   (``fit --constraints hbonds``) the runs constrain the bonds to hydrogen, at 4 fs with 4 amu
+   hydrogens, and the model is made for such Systems (it holds those bonds; ``docs/constraints.md``). Metropolis-Hastings corrects any bias
    of the training data; what matters is that the data cover every state.
 5. **train**: a state-independent internal-coordinate flow (``--family internal`` without a
    lag) by maximum likelihood, for the time left in the budget (``DIR/train``).
@@ -35,6 +37,7 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
@@ -50,6 +53,9 @@ HEARTBEAT_S = 5.0  # how often a running stage's elapsed time is written to fit.
 EXPLORE_SAVE_S = 30.0  # how often an exploration run saves its frames
 STAGES = ("molecule", "explore", "seeds", "md", "train", "export", "check")
 SEED_TIMESTEP_PS = 0.002  # MD from the seeds: 2 fs with hydrogen mass repartitioning
+# MD from the seeds per constraint option: (time step in ps, hydrogen mass in amu). With bonds to
+# hydrogen constrained, 4 fs with 4 amu hydrogens is the fastest valid setting (docs/constraints.md).
+SEED_MD = {"none": (SEED_TIMESTEP_PS, 3.0), "hbonds": (0.004, 4.0)}
 
 
 @dataclass
@@ -88,6 +94,14 @@ class FitSettings:
     batch_size, learning_rate, max_epochs, patience
         Training (it stops ``patience`` epochs after the best validation NLL, or when the budget is spent).
     seed : int
+    constraints : {"none", "hbonds"}
+        The Systems the model is made for: "hbonds" runs the seeded MD with bonds to hydrogen
+        constrained (4 fs, 4 amu hydrogens, :data:`SEED_MD`), trains a flow that holds those bonds
+        and checks it on such a System.
+    warm_start : str, optional
+        A transferable ``peptides`` model (file or shipped name): the train stage fine-tunes it on
+        this molecule's MD (:func:`openmm_timewarp.lab.training.peptides.finetune_peptides`) instead
+        of training a per-molecule flow from scratch, and the export is a ``peptides`` file.
     """
 
     minutes: float = 30.0
@@ -110,6 +124,12 @@ class FitSettings:
     max_epochs: int = 200
     patience: int = 8
     seed: int = 1
+    constraints: str = "none"
+    warm_start: Optional[str] = None
+
+    def __post_init__(self):
+        if self.constraints not in SEED_MD:
+            raise ValueError(f"constraints must be one of {', '.join(SEED_MD)}, got {self.constraints!r}.")
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -188,14 +208,22 @@ def _seeded_md(directory: str, pdb: str, name: str, molecule, settings: FitSetti
 
     if os.path.isfile(os.path.join(directory, name, METADATA_FILE)):
         platform = "auto"  # a run continues on the platform it began on
+    timestep_ps, hydrogen_mass = SEED_MD[settings.constraints]
     simulate(directory, start_pdb=pdb, name=name, preset=molecule.preset, temperature_K=molecule.temperature_K,
-             timestep_ps=SEED_TIMESTEP_PS, hydrogen_mass_amu=3.0, save_interval_ps=settings.save_interval_ps,
+             timestep_ps=timestep_ps, hydrogen_mass_amu=hydrogen_mass, save_interval_ps=settings.save_interval_ps,
              equilibration_ps=settings.seed_equilibration_ps, production_ps=production_ps,
-             seed=seed, platform=platform, progress=False)
+             seed=seed, platform=platform, progress=False, constraints=settings.constraints)
     return name
 
 
-def _in_workers(function, tasks, workers: int, description: str, progress: bool) -> List[Any]:
+def _in_workers(function, tasks, workers: int, description: str, progress: bool,
+                deadline: Optional[float] = None) -> List[Any]:
+    """Results of ``function(*task)`` for every task, in order, on ``workers`` processes.
+
+    With a ``deadline`` (a :func:`time.time` value), tasks not started by then are dropped (the
+    running ones finish), so a stage ends near its share of the budget even when the machine is
+    slower than its start measured; only the results of the tasks that ran are returned.
+    """
     from tqdm.auto import tqdm
 
     with worker_pool(workers) as pool:
@@ -203,6 +231,14 @@ def _in_workers(function, tasks, workers: int, description: str, progress: bool)
         results = []
         with tqdm(total=len(futures), desc=description, disable=not progress) as bar:
             for future in futures:
+                if deadline is not None and not future.done():
+                    try:
+                        future.result(timeout=max(deadline - time.time(), 0.0))
+                    except FutureTimeout:
+                        for pending in futures:
+                            pending.cancel()
+                if future.cancelled():
+                    continue
                 results.append(future.result())
                 bar.update(1)
     return results
@@ -272,6 +308,8 @@ class Fit:
         self.progress = progress
         self.request = {"input": source, "capped": bool(capped), "preset": preset or DEFAULT_PRESET,
                         "forcefield": list(forcefield or []), "temperature_K": temperature_K}
+        if self.settings.constraints != "none":  # a folder fitted without the option continues as it was
+            self.request["constraints"] = self.settings.constraints
         # the molecule first: bad input fails before anything is written
         self.molecule = load_molecule(source, bool(capped), self.request["preset"], forcefield or None, temperature_K)
         self.observables = PeptideObservables(self.molecule.topology)
@@ -407,14 +445,15 @@ class Fit:
         """MD per seed: ``seed_production_ps``, less if the MD share of the budget would not hold it.
 
         The speed comes from the exploration (MD steps per second of a worker, exchanges included,
-        so the estimate errs on the short side); each run also pays ~2 s of set-up.
+        so the estimate errs on the short side; a constrained step costs about as much); each run
+        also pays ~2 s of set-up.
         """
         s = self.settings
         if not s.adaptive_production:
             return float(s.seed_production_ps)
         per_run_s = s.minutes * 60.0 * s.md_share / math.ceil(s.seeds / s.workers) - 2.0
         steps_per_s = self.record["stages"]["explore"]["md_steps_per_s"]
-        affordable = per_run_s * steps_per_s * SEED_TIMESTEP_PS - s.seed_equilibration_ps
+        affordable = per_run_s * steps_per_s * SEED_MD[s.constraints][0] - s.seed_equilibration_ps
         return float(min(s.seed_production_ps, max(s.save_interval_ps * 20, round(affordable, -1))))
 
     def _md(self):
@@ -426,8 +465,11 @@ class Fit:
         tasks = [(self.path("md"), self.path("seeds", f"seed-{k:03d}.pdb"), f"seed-{k:03d}", self.molecule, s,
                   production, s.seed * 1000 + k, self.record["md_platform"]) for k in range(s.seeds)]
         print(f"MD at {self.molecule.temperature_K:g} K from {s.seeds} seeds, {production:g} ps each", flush=True)
-        _in_workers(_seeded_md, tasks, s.workers, "md", self.progress)
-        self._done("md", runs=s.seeds, production_ps=production, simulated_ns=s.seeds * production / 1000.0)
+        deadline = None
+        if s.adaptive_production:  # a budget: seeds not started when the MD share is spent are left out
+            deadline = time.time() + s.minutes * 60.0 * (s.explore_share + s.md_share) - self.spent_s()
+        runs = len(_in_workers(_seeded_md, tasks, s.workers, "md", self.progress, deadline))
+        self._done("md", runs=runs, production_ps=production, simulated_ns=runs * production / 1000.0)
 
     def _train(self):
         """Train (or continue training from ``DIR/train/checkpoint.pt``) for the time the budget leaves."""
@@ -435,7 +477,10 @@ class Fit:
 
         s = self.settings
         limit = self.training_time_limit_s()
+        if s.warm_start:
+            return self._finetune(limit)
         result = train_family("internal", [self.path("md")], lag=None, splits=None, family_config=s.flow,
+                              constraints=s.constraints,
                               train_config=dict(epochs=s.max_epochs, batch_size=s.batch_size,
                                                 learning_rate=s.learning_rate, warmup_steps=100, seed=s.seed,
                                                 time_limit_s=limit, patience=s.patience),
@@ -447,8 +492,25 @@ class Fit:
         self._done("train", epochs=len(result.history), best_epoch=best["epoch"],
                    validation_nll_per_atom=best["val_nll"], frames=result.data.summary["frames"])
 
+    def _finetune(self, limit_s: float):
+        from .training.peptides import finetune_peptides
+
+        print(f"fine-tuning {self.settings.warm_start} for up to {limit_s / 60:.1f} min", flush=True)
+        result = finetune_peptides(self.settings.warm_start, [self.path("md")], self.path("train"), self.molecule.name,
+                                   minutes=limit_s / 60.0, seed=self.settings.seed, progress=self.progress)
+        last = result.history[-1]
+        self._done("train", epochs=result.steps, best_epoch=result.steps, frames=result.frames,
+                   validation_nll_per_atom=last["validation_nll"], warm_start=self.settings.warm_start)
+
     def _export(self):
         from .training.export import export_training_folders
+
+        if self.settings.warm_start:
+            from .training.peptides import export_finetuned
+
+            export_finetuned(self.path("train"), self.settings.warm_start, self.path("model.pt"), self.molecule.name)
+            self._done("export", model="model.pt", recommended_settings=None)
+            return
 
         info = export_training_folders(self.path("train"), self.path("model.pt"),
                                        notes={"fit": {"input": self.request["input"], "molecule": self.molecule.name}})
@@ -459,7 +521,10 @@ class Fit:
         from .samplers import TimewarpSampler, TimewarpSettings, equilibrate, run_for
 
         start = equilibrate(self.molecule, 10.0, self.settings.seed)
-        sampler = TimewarpSampler(self.molecule, self.settings.seed, TimewarpSettings(flow=self.path("model.pt")))
+        timestep_ps, hydrogen_mass = SEED_MD[self.settings.constraints]
+        sampler = TimewarpSampler(self.molecule, self.settings.seed, TimewarpSettings(
+            flow=self.path("model.pt"), constraints=self.settings.constraints, timestep_fs=1000.0 * timestep_ps,
+            hydrogen_mass_amu=hydrogen_mass))
         recording = run_for(sampler, start, self.settings.check_seconds, self.observables.values)
         indicators = self.observables.indicators(recording.values, extra=False)
         stats = recording.statistics

@@ -40,13 +40,15 @@ class Molecule:
     preset: Union[str, systems.ForceFieldPreset] = systems.DEFAULT_PRESET
     temperature_K: float = 310.0
     name: str = ""
-    _systems: Dict[Optional[float], openmm.System] = field(default_factory=dict, repr=False)
+    _systems: Dict[tuple, openmm.System] = field(default_factory=dict, repr=False)
 
-    def system(self, hydrogen_mass_amu: Optional[float] = None) -> openmm.System:
-        """A fresh unconstrained System (hydrogen mass repartitioning to ``hydrogen_mass_amu`` if given)."""
-        if hydrogen_mass_amu not in self._systems:
-            self._systems[hydrogen_mass_amu] = systems.create_system(self.topology, self.preset, hydrogen_mass_amu)
-        return openmm.XmlSerializer.clone(self._systems[hydrogen_mass_amu])
+    def system(self, hydrogen_mass_amu: Optional[float] = None, constraints: Optional[str] = None) -> openmm.System:
+        """A fresh System (hydrogen mass repartitioning to ``hydrogen_mass_amu`` if given), unconstrained
+        unless ``constraints`` ("hbonds", "allbonds") says."""
+        key = (hydrogen_mass_amu, systems.constraint_option(constraints))
+        if key not in self._systems:
+            self._systems[key] = systems.create_system(self.topology, self.preset, hydrogen_mass_amu, key[1])
+        return openmm.XmlSerializer.clone(self._systems[key])
 
     @property
     def preset_name(self) -> str:

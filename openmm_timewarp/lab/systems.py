@@ -13,8 +13,9 @@ The atom order depends on the sequence and the termini only: residues N- to C-te
 residue the heavy atoms in PDB order (N, CA, C, O, side chain, OXT), each followed by its
 hydrogens. Histidine is always the HIE tautomer, Asp/Glu are charged, Lys/Arg protonated.
 
-Systems Timewarp runs on have no constraints (a flow proposal cannot satisfy them); every preset
-here builds unconstrained Systems with flexible water.
+Every preset builds unconstrained Systems with flexible water unless ``create_system`` is asked for
+bond constraints (``constraints="hbonds"`` or ``"allbonds"``, which internal-coordinate models hold
+fixed; see ``docs/constraints.md``).
 """
 
 import functools
@@ -55,7 +56,8 @@ STRUCTURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "struc
 class ForceFieldPreset:
     """A named force field with its nonbonded settings and default temperature.
 
-    Every System built from a preset is unconstrained (``constraints=None, rigidWater=False``).
+    Systems built from a preset are unconstrained (``constraints=None, rigidWater=False``) unless
+    :func:`create_system` is given ``constraints``.
 
     Parameters
     ----------
@@ -319,9 +321,26 @@ def _hydrogen_mass(hydrogen_mass) -> Optional[unit.Quantity]:
     return mass
 
 
+# ``constraints`` of create_system (and of fit/train --constraints): the flow contract's names
+CONSTRAINT_OPTIONS = {"none": None, "hbonds": app.HBonds, "allbonds": app.AllBonds}
+
+
+def constraint_option(constraints) -> str:
+    """"none", "hbonds" or "allbonds" from that name (any case), None, or OpenMM's HBonds / AllBonds."""
+    if constraints is None:
+        return "none"
+    for name, value in CONSTRAINT_OPTIONS.items():
+        if constraints is value and value is not None:
+            return name
+    if isinstance(constraints, str) and constraints.lower() in CONSTRAINT_OPTIONS:
+        return constraints.lower()
+    raise ValueError(f"constraints must be one of {', '.join(CONSTRAINT_OPTIONS)} (bond constraints only: HAngles "
+                     f"cannot be held by a Timewarp proposal), got {constraints!r}.")
+
+
 def create_system(topology: app.Topology, preset: Union[str, ForceFieldPreset] = DEFAULT_PRESET,
-                  hydrogen_mass=None) -> openmm.System:
-    """Create an unconstrained System for a topology with a force-field preset.
+                  hydrogen_mass=None, constraints=None) -> openmm.System:
+    """Create a System for a topology with a force-field preset (unconstrained unless asked).
 
     Parameters
     ----------
@@ -331,21 +350,22 @@ def create_system(topology: app.Topology, preset: Union[str, ForceFieldPreset] =
         A key of ``PRESETS``.
     hydrogen_mass : openmm.unit.Quantity or float, optional
         Hydrogen mass repartitioning: every hydrogen gets this mass (amu if a float), taken from
-        the heavy atom it is bonded to (3 amu allows a 2 fs step without constraints).
+        the heavy atom it is bonded to (3 amu allows a 2 fs step without constraints; 4 amu a 4 fs
+        step with ``constraints="hbonds"``).
+    constraints : {None, "none", "hbonds", "allbonds"} or openmm.app.HBonds / AllBonds
+        Bond constraints (water stays flexible).
 
     Returns
     -------
     openmm.System
-        No constraints, flexible water.
     """
     preset = get_preset(preset)
     kwargs = preset.create_system_arguments()
+    kwargs["constraints"] = CONSTRAINT_OPTIONS[constraint_option(constraints)]
     mass = _hydrogen_mass(hydrogen_mass)
     if mass is not None:
         kwargs["hydrogenMass"] = mass
-    system = preset.force_field().createSystem(topology, **kwargs)
-    assert system.getNumConstraints() == 0
-    return system
+    return preset.force_field().createSystem(topology, **kwargs)
 
 
 def reference_platform() -> openmm.Platform:

@@ -25,6 +25,10 @@ A *conditional* flow (a Timewarp proposal at lag tau) gives every conditioner a 
 computed from the current structure's internal coordinates, and models the torsions as
 displacements from the current ones; an *independent* flow (tau = infinity, a Boltzmann
 generator used inside MH) has no context. Every layer starts as the identity.
+
+Bond constraints (:meth:`InternalCoordinateFlow.hold`): held bonds take their constraint length,
+no layer transforms them (they still condition the others), and the density counts only the free
+coordinates, so it stays exact on the constraint manifold.
 """
 
 import math
@@ -168,14 +172,18 @@ class GeometryCoupling(nn.Module):
         self.conditioner = SplineConditioner(2 * torsions + len(conditioning) + context, len(transformed),
                                              3 * bins - 1, list(range(2 * bins, 3 * bins - 1)), hidden, depth)
 
-    def forward(self, y: torch.Tensor, torsion_features: torch.Tensor, context: torch.Tensor,
-                inverse: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, y: torch.Tensor, torsion_features: torch.Tensor, context: torch.Tensor, inverse: bool,
+                held: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Transform the layer's dimensions of y, except the ``held`` ones ([num_geometry] bool), which stay."""
         features = torch.cat([torsion_features, y[:, self.conditioning], context.expand(y.shape[0], context.shape[1])],
                              dim=-1)
         p = self.conditioner(features, y.shape[0])
         k = self.bins
-        out, log_det = bounded_spline(y[:, self.transformed], p[..., :k], p[..., k:2 * k], p[..., 2 * k:],
-                                      self.bound, inverse)
+        inputs = y[:, self.transformed]
+        out, log_det = bounded_spline(inputs, p[..., :k], p[..., k:2 * k], p[..., 2 * k:], self.bound, inverse)
+        keep = held[self.transformed].unsqueeze(0)  # held dimensions are constant: not transformed, no log-det
+        out = torch.where(keep, inputs, out)
+        log_det = torch.where(keep, torch.zeros_like(log_det), log_det)
         return y.index_copy(1, self.transformed, out), log_det.sum(-1)
 
 
@@ -219,6 +227,10 @@ class InternalCoordinateFlow(nn.Module):
         self.register_buffer("geometry_mean", torch.cat([bond_mean.float(), angle_mean.float(), torsion_offset[rigid]]))
         self.register_buffer("geometry_std", torch.cat([bond_std.float(), angle_std.float(), torsion_std[rigid]]))
         self.register_buffer("soft_offset", torsion_offset[soft])
+        # Held bonds (bond constraints, see :meth:`hold`): not part of the density; not in state dicts
+        self.register_buffer("held", torch.zeros(self.num_geometry, dtype=torch.bool), persistent=False)
+        self.register_buffer("held_value", torch.zeros(self.num_geometry), persistent=False)  # standardised
+        self.register_buffer("held_length", torch.zeros(self.num_geometry), persistent=False)  # nm
         context = config.context if self.conditional else 0
         self.context_size = context
         if self.conditional:
@@ -245,6 +257,36 @@ class InternalCoordinateFlow(nn.Module):
                                                     context, config.bins, config.bound, config.hidden, config.depth))
         self.geometry_layers = nn.ModuleList(geometry_layers)
         self.geometry_layers_reversed = nn.ModuleList(geometry_layers[::-1])
+
+    # ------------------------------------------------------------------ held bonds
+    @torch.jit.export
+    def hold(self, bonds: torch.Tensor, lengths: torch.Tensor):
+        """Hold the bonds where ``bonds`` ([N-1] bool, Z-matrix order) is True at ``lengths`` ([N-1], nm).
+
+        A held bond is set to its length in :meth:`sample`, is not transformed by any coupling layer
+        (it stays usable as a conditioning input), and neither its log-det, its base density nor its
+        standardisation count in log q: the density is over the free coordinates only, so each layer
+        stays a bijection of them and the density exact. No bond held: the flow as before.
+        """
+        if bonds.shape[0] != self.num_bonds or lengths.shape[0] != self.num_bonds:
+            raise ValueError("hold needs one flag and one length per Z-matrix bond")
+        device = self.geometry_mean.device
+        others = torch.zeros(self.num_geometry - self.num_bonds, dtype=torch.bool, device=device)
+        held = torch.cat([bonds.to(device=device, dtype=torch.bool), others])
+        length = torch.cat([lengths.to(device=device, dtype=self.geometry_mean.dtype),
+                            torch.zeros(self.num_geometry - self.num_bonds, device=device)])
+        self.held = held
+        self.held_length = torch.where(held, length, torch.zeros_like(length))
+        self.held_value = torch.where(held, (length - self.geometry_mean) / self.geometry_std,
+                                      torch.zeros_like(length))
+
+    def _free_base(self, y: torch.Tensor) -> torch.Tensor:
+        """log N(y) over the free (not held) geometry dimensions, minus their standardisation log-scale."""
+        free = ~self.held
+        count = int(free.sum())
+        squares = torch.where(free.unsqueeze(0), y * y, torch.zeros_like(y)).sum(-1)
+        log_scale = torch.where(free, torch.log(self.geometry_std), torch.zeros_like(self.geometry_std)).sum()
+        return -0.5 * squares - 0.5 * count * 1.8378770664093453 - log_scale
 
     # ------------------------------------------------------------------ context
     def _standardised(self, bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor) -> torch.Tensor:
@@ -276,21 +318,21 @@ class InternalCoordinateFlow(nn.Module):
         batch = noise.shape[0]
         u = 0.5 * (1.0 + torch.erf(noise[:, :self.num_soft] / math.sqrt(2.0)))
         t = (2.0 * u - 1.0) * math.pi
-        y = noise[:, self.num_soft:self.dimension]
-        log_q = -self.num_soft * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
+        y = torch.where(self.held.unsqueeze(0), self.held_value.unsqueeze(0), noise[:, self.num_soft:self.dimension])
+        log_q = -self.num_soft * 1.8378770664093453 + self._free_base(y)
         for layer in self.torsion_layers:
             t, log_det = layer(t, context, False)
             log_q = log_q - log_det
         features = torch.cat([torch.cos(t), torch.sin(t)], dim=-1)
         for layer in self.geometry_layers:
-            y, log_det = layer(y, features, context, False)
+            y, log_det = layer(y, features, context, False, self.held)
             log_q = log_q - log_det
         if self.conditional:
             soft = wrap_angle(t + cond_torsions[:, self.soft_index].expand(batch, self.num_soft))
         else:
             soft = wrap_angle(t + self.soft_offset)
-        geometry = self.geometry_mean + self.geometry_std * y
-        log_q = log_q - torch.log(self.geometry_std).sum()
+        geometry = torch.where(self.held.unsqueeze(0), self.held_length.unsqueeze(0),
+                               self.geometry_mean + self.geometry_std * y)  # held bonds exactly at their length
         start = self.num_bonds + self.num_angles
         deviation = (geometry - self.geometry_mean)[:, start:]
         log_q = torch.where((deviation.abs() < math.pi).all(-1), log_q, torch.full_like(log_q, -math.inf))
@@ -310,15 +352,16 @@ class InternalCoordinateFlow(nn.Module):
             t = wrap_angle(soft - cond_torsions[:, self.soft_index].expand(batch, self.num_soft))
         else:
             t = wrap_angle(soft - self.soft_offset)
-        log_q = -torch.log(self.geometry_std).sum().expand(batch)
+        y = torch.where(self.held.unsqueeze(0), self.held_value.unsqueeze(0), y)  # held: as sample sets them
+        log_q = torch.zeros(batch, dtype=y.dtype, device=y.device)
         features = torch.cat([torch.cos(t), torch.sin(t)], dim=-1)
         for layer in self.geometry_layers_reversed:
-            y, log_det = layer(y, features, context, True)
+            y, log_det = layer(y, features, context, True, self.held)
             log_q = log_q + log_det
         for layer in self.torsion_layers_reversed:
             t, log_det = layer(t, context, True)
             log_q = log_q + log_det
-        return log_q - self.num_soft * 1.8378770664093453 - 0.5 * (y * y).sum(-1) - 0.5 * self.num_geometry * 1.8378770664093453
+        return log_q - self.num_soft * 1.8378770664093453 + self._free_base(y)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -18,6 +18,14 @@ A mixture of components (for example a conditional proposal at lag tau and an in
 picks its component from the noise (one of the six spare noise values) with fixed weights, and
 its density is the logsumexp over all components: a mixture is never state-independent.
 Proposals whose bonds are not positive or whose angles leave (0, pi) get log q = -inf (rejected).
+
+Bond constraints (``hold_bonds``): constrained bonds are Z-matrix bonds held at their lengths. Every
+flow then leaves them out of its density (see :meth:`InternalCoordinateFlow.hold`), ``sample`` sets
+them exactly, and ``log_prob`` reads them as their lengths, so log q is a density over the rigid
+frame and the free internal coordinates: with respect to prod_k delta(|x_i - x_j| - d_k) dx, it is
+log q(c'_free | x) - log J(c') (J with the held lengths) + log N(v'). The mass-metric factor of the
+measure constrained dynamics samples (``docs/constraints.md``) is added by the kernel, which knows
+the masses.
 """
 
 import math
@@ -54,6 +62,8 @@ class InternalCoordinateProposal(nn.Module):
     handedness : list of [int, int, int, int, int]
         (centre, n0, n1, n2, sign) of every atom with four bonded neighbours in the training data.
     metadata_json : str
+    constraints : {"none", "hbonds", "allbonds"}
+        The bond constraints of the System the model was made (trained) for.
     """
 
     elements: List[int]
@@ -63,10 +73,12 @@ class InternalCoordinateProposal(nn.Module):
     component_names: List[str]
     log_weights: List[float]
     frame_atoms: List[int]
+    holdable_bonds: List[List[int]]
 
     def __init__(self, coordinates: InternalCoordinates, flows: List[InternalCoordinateFlow], weights: List[float],
                  component_names: List[str], *, temperature: float, tau_ps: float, force_field: str,
-                 atomic_numbers: List[int], bonds: List[List[int]], handedness: List[List[int]], metadata_json: str):
+                 atomic_numbers: List[int], bonds: List[List[int]], handedness: List[List[int]], metadata_json: str,
+                 constraints: str = "none"):
         super().__init__()
         if len(flows) != len(weights) or len(flows) != len(component_names) or not flows:
             raise ValueError("give one weight and one name for each of at least one flow")
@@ -92,6 +104,49 @@ class InternalCoordinateProposal(nn.Module):
         self.any_conditional: bool = any(f.conditional for f in flows)
         self.dimension: int = 3 * self.num_atoms - 6
         self.metadata_json: str = metadata_json
+        if constraints not in ("none", "hbonds", "allbonds"):
+            raise ValueError(f"constraints must be 'none', 'hbonds' or 'allbonds', not {constraints!r}")
+        self.constraints: str = constraints
+        # bond constraints the proposal can hold: its Z-matrix bonds (atom, the atom it is placed on)
+        order, parents = coordinates.zmatrix.order, coordinates.zmatrix.parents
+        self.holdable_bonds = [[int(order[m]), int(parents[m])] for m in range(1, self.num_atoms)]
+        self.register_buffer("held", torch.zeros(self.num_atoms - 1, dtype=torch.bool), persistent=False)
+        self.register_buffer("held_lengths", torch.zeros(self.num_atoms - 1), persistent=False)
+
+    # ------------------------------------------------------------------ bond constraints
+    @torch.jit.export
+    def hold_bonds(self, pairs: torch.Tensor, lengths: torch.Tensor):
+        """Hold the bonds ``pairs`` ([K, 2] int64, model atom order) at ``lengths`` ([K], nm) from now on.
+
+        Each pair must be one of ``holdable_bonds`` (either order); K = 0 releases every bond.
+        """
+        if pairs.dim() != 2 or pairs.shape[1] != 2 or lengths.dim() != 1 or lengths.shape[0] != pairs.shape[0]:
+            raise ValueError("hold_bonds needs pairs [K, 2] and lengths [K]")
+        held = torch.zeros(self.num_atoms - 1, dtype=torch.bool)
+        values = torch.zeros(self.num_atoms - 1)
+        for k in range(pairs.shape[0]):
+            a, b = int(pairs[k, 0]), int(pairs[k, 1])
+            found = -1
+            for index, bond in enumerate(self.holdable_bonds):
+                if (bond[0] == a and bond[1] == b) or (bond[0] == b and bond[1] == a):
+                    found = index
+            if found < 0:
+                raise ValueError("atoms " + str(a) + " and " + str(b) + " are not a Z-matrix bond: they cannot be held")
+            if not float(lengths[k]) > 0.0:
+                raise ValueError("held bond lengths must be positive")
+            held[found] = True
+            values[found] = float(lengths[k])
+        device = self.held.device
+        self.held = held.to(device)
+        self.held_lengths = values.to(device)
+        for flow in self.flows:
+            flow.hold(self.held, self.held_lengths)
+
+    def _internal(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Internal coordinates of x, held bonds read as their lengths (x sits on the constraints)."""
+        bonds, angles, torsions = self.coordinates.to_internal(x)
+        bonds = torch.where(self.held.unsqueeze(0), self.held_lengths.to(bonds.dtype).unsqueeze(0), bonds)
+        return bonds, angles, torsions
 
     # ------------------------------------------------------------------ pieces
     def _auxiliary_log_density(self, v: torch.Tensor) -> torch.Tensor:
@@ -99,7 +154,7 @@ class InternalCoordinateProposal(nn.Module):
 
     def _conditioning(self, x_cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.any_conditional:
-            return self.coordinates.to_internal(x_cond)
+            return self._internal(x_cond)
         empty = torch.zeros(x_cond.shape[0], 0, dtype=x_cond.dtype, device=x_cond.device)
         return empty, empty, empty
 
@@ -148,6 +203,7 @@ class InternalCoordinateProposal(nn.Module):
                 bonds = torch.where(pick.unsqueeze(-1), b, bonds)
                 angles = torch.where(pick.unsqueeze(-1), a, angles)
                 torsions = torch.where(pick.unsqueeze(-1), t, torsions)
+        bonds = torch.where(self.held.unsqueeze(0), self.held_lengths.to(bonds.dtype).unsqueeze(0), bonds)
         if len(self.flows) == 1:
             log_q = self.log_weights[0] + forward
         else:
@@ -161,7 +217,7 @@ class InternalCoordinateProposal(nn.Module):
     @torch.jit.export
     def log_prob(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor,
                  v: torch.Tensor) -> torch.Tensor:
-        bonds, angles, torsions = self.coordinates.to_internal(x)
+        bonds, angles, torsions = self._internal(x)
         batch = x.shape[0]
         shared = batch > 1 and bool((x_cond == x_cond[:1]).all())
         cond = self._conditioning(x_cond[:1] if shared else x_cond)

@@ -128,14 +128,14 @@ def longest_heavy_path(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int,
     return path
 
 
-def _placement_order(atomic_numbers, neighbours, backbone):
+def _placement_order(atomic_numbers, neighbours, backbone, root=None):
     """The order atoms are placed in, and the atom each is bonded to when placed.
 
-    The backbone grows outwards from its middle atom, alternating sides; then heavy side-chain
-    atoms breadth-first, each on its earliest-placed neighbour; then hydrogens, in the order of
-    the atoms they are bonded to.
+    The backbone grows outwards from its middle atom (or ``backbone[root]``), alternating sides;
+    then heavy side-chain atoms breadth-first, each on its earliest-placed neighbour; then
+    hydrogens, in the order of the atoms they are bonded to.
     """
-    middle = len(backbone) // 2
+    middle = len(backbone) // 2 if root is None else int(root)
     middle = min(max(middle, 1), len(backbone) - 2)
     order = [backbone[middle]]
     parent = {backbone[middle]: -1}
@@ -169,7 +169,7 @@ def _placement_order(atomic_numbers, neighbours, backbone):
 
 
 def build_zmatrix(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]],
-                  backbone: Optional[Sequence[int]] = None) -> ZMatrix:
+                  backbone: Optional[Sequence[int]] = None, root: Optional[int] = None) -> ZMatrix:
     """Choose a placement order and references for a connected molecule (see the module docstring).
 
     Parameters
@@ -179,6 +179,8 @@ def build_zmatrix(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]
     backbone : sequence of int, optional
         The main chain in chain order (for peptides: :func:`peptide_backbone`); default: a longest
         chain of heavy atoms.
+    root : int, optional
+        Position in ``backbone`` of the root atom (not its first or last); default: the middle.
 
     Returns
     -------
@@ -199,7 +201,7 @@ def build_zmatrix(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]
     for a, b in zip(backbone, backbone[1:]):
         if b not in neighbours[a]:
             raise ValueError(f"backbone atoms {a} and {b} are not bonded.")
-    order, parent = _placement_order(atomic_numbers, neighbours, backbone)
+    order, parent = _placement_order(atomic_numbers, neighbours, backbone, root)
     if len(order) != n:
         missing = sorted(set(range(n)) - set(order))
         raise ValueError(f"the bond graph is not connected: atoms {missing[:10]} cannot be reached from the backbone.")

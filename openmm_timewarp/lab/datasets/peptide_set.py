@@ -79,7 +79,9 @@ class PeptideDataSettings:
         :func:`openmm_timewarp.lab.fit.built_structures`): a 90 s exploration at 600 K rarely reaches
         phi > 0 of a non-glycine residue, which the proposal must still cover.
     equilibration_ps, production_ps, save_interval_ps : float
-        MD per seed.
+        MD per seed. A frame every 2 ps (1,200 frames of a 16-seed peptide, ~250 kB packed): bonds and
+        angles decorrelate within a picosecond, so frames the MD makes anyway are kept for the
+        geometry the proposal must model; 10 ps gave 240 frames per peptide.
     seed : int
     """
 
@@ -90,7 +92,7 @@ class PeptideDataSettings:
     built_seeds: int = 4
     equilibration_ps: float = 20.0
     production_ps: float = 150.0
-    save_interval_ps: float = 10.0
+    save_interval_ps: float = 2.0
     seed: int = 1
 
     def seeds_for(self, spec: PeptideSpec) -> int:
@@ -159,6 +161,36 @@ def peptides(splits: Dict[str, Dict[str, List[str]]], which: Sequence[str] = ("t
                 order.append((rank, (k + 0.5) / len(sequences), spec))
     order.sort(key=lambda item: (item[0], item[1], item[2].group))
     return [spec for _, _, spec in order]
+
+
+def residue_slots(spec: PeptideSpec) -> List[str]:
+    """The (terminus, residue) slots a peptide's data cover: ``N:A`` (NH3+ residue), ``C:K`` (carboxylate),
+    ``M:E`` (a residue with amides on both sides, as next to caps or inside a chain)."""
+    if spec.capped:
+        return [f"M:{x}" for x in spec.sequence]
+    return [f"N:{spec.sequence[0]}", f"C:{spec.sequence[-1]}"] + [f"M:{x}" for x in spec.sequence[1:-1]]
+
+
+def coverage_additions(order: Sequence[PeptideSpec], chosen: Sequence[PeptideSpec]) -> List[PeptideSpec]:
+    """Peptides of ``order`` (not chosen) that give every residue type in every slot a training peptide.
+
+    A transferable model has no template for a slot it never saw, so a prefix of the fixed order
+    that leaves one out (the first 168 training peptides have no N-terminal Q, R, T or W) is
+    completed, for each missing slot, with the shortest peptide of the order that covers it.
+    """
+    covered = {slot for spec in chosen for slot in residue_slots(spec)}
+    cheapest_first = sorted(order, key=lambda s: len(s.sequence))  # stable: the order within a length
+    wanted = [f"{where}:{x}" for where in "NCM" for x in AMINO_ACIDS]
+    additions: List[PeptideSpec] = []
+    for slot in wanted:
+        if slot in covered:
+            continue
+        spec = next((s for s in cheapest_first if slot in residue_slots(s) and s not in chosen
+                     and s not in additions), None)
+        if spec is not None:
+            additions.append(spec)
+            covered.update(residue_slots(spec))
+    return additions
 
 
 # ------------------------------------------------------------------------------------------------ one peptide
@@ -251,8 +283,12 @@ class Progress:
 def make_peptide_set(output: str, scratch: Optional[str] = None, which: Sequence[str] = ("train", "validation"),
                      shard: Tuple[int, int] = (0, 1), settings: Optional[PeptideDataSettings] = None,
                      limit: Optional[int] = None, splits_path: str = SPLITS_FILE, progress: bool = True,
-                     keep_scratch: bool = False) -> Progress:
-    """Make (or continue) the packed data of every peptide of this shard; see the module docstring."""
+                     keep_scratch: bool = False, cover: bool = False) -> Progress:
+    """Make (or continue) the packed data of every peptide of this shard; see the module docstring.
+
+    ``limit`` takes a prefix of the shard's share of the fixed order; with ``cover``, the peptides
+    of :func:`coverage_additions` that complete every shard's prefix are added (shared out).
+    """
     from tqdm.auto import tqdm
 
     settings = settings or PeptideDataSettings()
@@ -260,9 +296,13 @@ def make_peptide_set(output: str, scratch: Optional[str] = None, which: Sequence
     os.makedirs(output, exist_ok=True)
     _check_settings(output, settings)
     index, count = shard
-    todo = peptides(read_splits(splits_path), which)[index::count]
+    order = peptides(read_splits(splits_path), which)
+    todo = order[index::count]
     if limit is not None:
         todo = todo[:limit]
+        if cover:  # what every shard's prefix leaves uncovered, shared out among the shards
+            prefixes = [spec for k in range(count) for spec in order[k::count][:limit]]
+            todo += coverage_additions(order, prefixes)[index::count]
     start = time.perf_counter()
     with tqdm(total=len(todo), desc=f"peptides (shard {index}/{count})", disable=not progress) as bar:
         done = 0

@@ -69,6 +69,7 @@ class _Schedule:
     timestep: unit.Quantity
     friction: unit.Quantity
     hydrogen_mass: Optional[unit.Quantity]
+    constraints: str  # "none", "hbonds" or "allbonds"
     save_interval: unit.Quantity
     save_steps: int
     target_frames: int
@@ -76,7 +77,7 @@ class _Schedule:
 
 
 def _schedule(preset, temperature_K, timestep_ps, friction_per_ps, hydrogen_mass_amu, save_interval_ps,
-              equilibration_ps, production_ps) -> _Schedule:
+              equilibration_ps, production_ps, constraints=None) -> _Schedule:
     """Check the settings (bare numbers in OpenMM units, or Quantities) and count the steps they take."""
     temperature = optional_quantity(temperature_K, unit.kelvin, "temperature_K")
     if temperature is None:
@@ -93,11 +94,16 @@ def _schedule(preset, temperature_K, timestep_ps, friction_per_ps, hydrogen_mass
                         f"save_interval {save_interval} is not a whole number of time steps of {timestep}.")
     target_frames = _whole(production / save_interval,
                            f"production {production} is not a whole number (>= 1) of save intervals of {save_interval}.")
-    if hydrogen_mass is None and timestep > 1.5 * unit.femtosecond:
+    constraints = systems.constraint_option(constraints)
+    if constraints == "none" and hydrogen_mass is None and timestep > 1.5 * unit.femtosecond:
         warnings.warn(f"a {timestep} step without constraints or hydrogen mass repartitioning may be unstable; "
                       "use hydrogen_mass_amu=3 with 2 fs, or 1 fs.", RuntimeWarning, stacklevel=3)
-    return _Schedule(temperature, timestep, friction, hydrogen_mass, save_interval, save_steps, target_frames,
-                     int(round(equilibration / timestep)))
+    if constraints != "none" and timestep > 2.5 * unit.femtosecond and (
+            hydrogen_mass is None or hydrogen_mass < 3.5 * unit.amu):
+        warnings.warn(f"a {timestep} step with {constraints} constraints needs hydrogen mass repartitioning: use "
+                      "hydrogen_mass_amu=4 with 4 fs, or 2 fs.", RuntimeWarning, stacklevel=3)
+    return _Schedule(temperature, timestep, friction, hydrogen_mass, constraints, save_interval, save_steps,
+                     target_frames, int(round(equilibration / timestep)))
 
 
 def _starting_structure(sequence, capped, start_pdb, phi, psi):
@@ -123,7 +129,8 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
              timestep_ps=0.001, friction_per_ps=1.0, hydrogen_mass_amu=None, save_interval_ps=1.0,
              equilibration_ps=100.0, production_ps=1000.0, seed: int = 0, platform: Optional[str] = None,
              checkpoint_interval: int = 100, progress: bool = True,
-             callback: Optional[Callable[[int], None]] = None, name: Optional[str] = None) -> RunResult:
+             callback: Optional[Callable[[int], None]] = None, name: Optional[str] = None,
+             constraints: Optional[str] = None) -> RunResult:
     """Run (or continue) MD of one peptide and save its trajectory.
 
     Bare numbers are in OpenMM units (ps, 1/ps, K, amu); Quantities are converted.
@@ -170,6 +177,9 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
         Called with the frame count after every saved frame.
     name : str, optional
         Directory name; default ``systems.peptide_name(sequence, capped)``.
+    constraints : {None, "none", "hbonds", "allbonds"}
+        Bond constraints (recorded in the run's settings; training reads them). The fastest valid
+        setting: ``constraints="hbonds", hydrogen_mass_amu=4, timestep_ps=0.004``.
 
     Returns
     -------
@@ -184,7 +194,7 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
     """
     preset = systems.get_preset(preset)
     schedule = _schedule(preset, temperature_K, timestep_ps, friction_per_ps, hydrogen_mass_amu, save_interval_ps,
-                         equilibration_ps, production_ps)
+                         equilibration_ps, production_ps, constraints)
     if checkpoint_interval < 1:
         raise ValueError(f"checkpoint_interval must be at least 1 frame, got {checkpoint_interval}.")
     sequence, capped, start, topology, positions = _starting_structure(sequence, capped, start_pdb, phi, psi)
@@ -204,6 +214,8 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
         "seed": int(seed),
         "start": start,
     }
+    if schedule.constraints != "none":  # runs made before the option existed resume with the same settings
+        settings["constraints"] = schedule.constraints
     resume = run.can_resume()
     context, integrator, topology, metadata, frames, wall_time = _open_run(
         run, settings, preset, schedule, name, sequence, capped, phi, psi, topology, positions, platform, seed, resume)
@@ -231,7 +243,7 @@ def _open_run(run: RunDirectory, settings: dict, preset, schedule: _Schedule, na
             raise ValueError(f"{run.directory!r} was run on the {platform_name} platform; continue it there (its "
                              f"checkpoint is platform-specific) or use a new output directory.")
         topology, _ = systems.read_pdb(run.topology_path)
-        system = systems.create_system(topology, preset, schedule.hydrogen_mass)
+        system = systems.create_system(topology, preset, schedule.hydrogen_mass, schedule.constraints)
     else:
         topology, positions, system, platform_name = _minimised_start(run, preset, schedule, sequence, capped, phi,
                                                                       psi, topology, positions, platform)
@@ -261,13 +273,13 @@ def _minimised_start(run: RunDirectory, preset, schedule: _Schedule, sequence, c
     system, platform name) of a new run."""
     if topology is None:
         topology, positions = systems.build_peptide(sequence, capped, phi=phi, psi=psi)
-    system = systems.create_system(topology, preset, schedule.hydrogen_mass)
+    system = systems.create_system(topology, preset, schedule.hydrogen_mass, schedule.constraints)
     positions, _ = systems.minimize(system, positions)  # on Reference: the same start on every machine
     systems.write_pdb(topology, positions, run.topology_path)
     # Continue from the file, as a resumed run does: the same topology gives the same System
     # (force terms in the same order), so a resumed trajectory is bit-for-bit the uninterrupted one.
     topology, positions = systems.read_pdb(run.topology_path)
-    system = systems.create_system(topology, preset, schedule.hydrogen_mass)
+    system = systems.create_system(topology, preset, schedule.hydrogen_mass, schedule.constraints)
     return topology, positions, system, systems.platform_by_name(platform, system, positions).getName()
 
 

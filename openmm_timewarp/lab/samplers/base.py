@@ -51,6 +51,8 @@ def context_at(system: openmm.System, integrator: openmm.Integrator, positions, 
     """A Context on the fastest platform with these positions and velocities drawn at ``temperature_K``."""
     context = openmm.Context(system, integrator, fastest_platform(system, positions))
     context.setPositions(positions)
+    if system.getNumConstraints():
+        context.applyConstraints(1e-6)
     context.setVelocitiesToTemperature(temperature_K * unit.kelvin, int(seed))
     return context
 

@@ -19,7 +19,8 @@ from .base import Sampler, context_at, positions_of
 class TimewarpSettings:
     """Attributes: ``flow`` (model name or file), ``mode`` ("mh" or "explore"), ``move_interval``,
     ``proposals_per_move``, ``batch_size`` (None: the model's recommended setting),
-    ``energy_threshold_kJ_mol``, ``timestep_fs``, ``hydrogen_mass_amu``, ``friction_per_ps``."""
+    ``energy_threshold_kJ_mol``, ``timestep_fs``, ``hydrogen_mass_amu``, ``friction_per_ps``, ``constraints``
+    ("none", "hbonds": bonds to hydrogen constrained, held by the flow)."""
 
     flow: str = "alanine-dipeptide"
     mode: str = "mh"
@@ -30,6 +31,7 @@ class TimewarpSettings:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
+    constraints: str = "none"
 
 
 class TimewarpSampler(Sampler):
@@ -48,7 +50,7 @@ class TimewarpSampler(Sampler):
             proposalsPerMove=s.proposals_per_move, batchSize=s.batch_size, mode=s.mode,
             energyThreshold=s.energy_threshold_kJ_mol, topology=self.molecule.topology)
         self.integrator.setRandomNumberSeed(self.seed)
-        self.context = context_at(self.molecule.system(s.hydrogen_mass_amu), self.integrator, positions,
+        self.context = context_at(self.molecule.system(s.hydrogen_mass_amu, s.constraints), self.integrator, positions,
                                   self.molecule.temperature_K, self.seed)
         self.integrator.bind(self.context)
         interval = self.integrator.getMoveInterval()

@@ -39,7 +39,7 @@ class FamilyTrainResult:
 def train_family(family_name: str, data_paths: Sequence[str], lag: Optional[float], splits: Optional[str],
                  family_config: Union[Dict[str, Any], Any, None], train_config: Union[Dict[str, Any], Any],
                  output: str, progress: bool = True, threads: Optional[int] = None,
-                 announce: Optional[Callable] = None) -> FamilyTrainResult:
+                 announce: Optional[Callable] = None, constraints: Optional[str] = None) -> FamilyTrainResult:
     """Train a flow of ``family_name`` on the MD runs under ``data_paths`` into ``output`` (resumable).
 
     A folder that already holds ``checkpoint.pt`` continues from it (same settings; the stopping
@@ -67,6 +67,9 @@ def train_family(family_name: str, data_paths: Sequence[str], lag: Optional[floa
         torch threads.
     announce : callable, optional
         Called with the data and the training config before training starts.
+    constraints : {None, "none", "hbonds"}
+        The bond constraints of the runs, checked against what they record (None: whatever they
+        record). A family that holds constraints (``internal``) trains a flow that holds them.
 
     Returns
     -------
@@ -95,6 +98,13 @@ def train_family(family_name: str, data_paths: Sequence[str], lag: Optional[floa
         data = family.training_data(list(data_paths), lag, splits)
     except (ValueError, FileNotFoundError) as error:
         raise TrainingDataError(str(error)) from error
+    if constraints not in (None, "none") and "constraints" not in data.summary:
+        raise TrainingDataError(f"the {family.name} family makes no models that hold bond constraints; use "
+                                "--family internal.")
+    made_with = data.summary.get("constraints", "none")
+    if constraints is not None and constraints != made_with:
+        raise TrainingDataError(f"the runs under {', '.join(data_paths)} were made with constraints={made_with!r}, "
+                                f"not {constraints!r}.")
     torch.manual_seed(config.seed)
     flow = family.build(family_config, data)
     write_run_info(output, family.name, type(family_config)(**flow.config_dict), config, data)

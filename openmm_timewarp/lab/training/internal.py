@@ -8,8 +8,13 @@ the tetrahedral handedness of the training data and the move settings it recomme
 
 Runs whose equivalent hydrogens carry the other cyclic order (a permutational isomer, see
 :meth:`openmm_timewarp.lab.datasets.pairs.Trajectory.hydrogen_relabelling`) are relabelled on loading.
+
+Runs made with bonds to hydrogen constrained (``simulate(..., constraints="hbonds")``) make a model
+for such Systems: its flows hold those bonds (at their median length in the data) while training,
+so the likelihood covers the free coordinates only, and the export says ``constraints = "hbonds"``.
 """
 
+import copy
 import json
 import os
 import warnings
@@ -90,6 +95,37 @@ def internal_coordinates_of(coordinates: InternalCoordinates, frames: np.ndarray
     return tuple(torch.cat([p[k] for p in parts]).float() for k in range(3))
 
 
+def runs_constraints(trajectories) -> str:
+    """The bond constraints the runs were made with ("none" or "hbonds", from their settings); one for all."""
+    kinds = {t.metadata.get("settings", {}).get("constraints", "none") for t in trajectories}
+    if len(kinds) != 1:
+        raise ValueError(f"the runs mix constraint settings ({', '.join(sorted(kinds))}); train on runs of one kind.")
+    kind = kinds.pop()
+    if kind not in ("none", "hbonds"):
+        raise ValueError(f"runs made with constraints={kind!r}: the internal family is made for 'none' or 'hbonds'.")
+    return kind
+
+
+def held_bonds(zmatrix: ZMatrix, numbers: Sequence[int], bonds: torch.Tensor, constraints: str) -> Dict[str, list]:
+    """The Z-matrix bonds a model for ``constraints`` holds (indices) and their median lengths in ``bonds`` [F, N-1]."""
+    if constraints == "none":
+        return {"bonds": [], "lengths": []}
+    index = [m - 1 for m in range(1, zmatrix.num_atoms)
+             if 1 in (numbers[zmatrix.order[m]], numbers[zmatrix.parents[m]])]
+    return {"bonds": index, "lengths": [float(v) for v in bonds[:, index].double().median(0).values]}
+
+
+def hold(flow: InternalCoordinateFlow, held: Optional[Dict[str, list]]) -> InternalCoordinateFlow:
+    """Make ``flow`` hold the bonds of :func:`held_bonds` (none: release them)."""
+    mask = torch.zeros(flow.num_bonds, dtype=torch.bool)
+    lengths = torch.zeros(flow.num_bonds)
+    if held and held["bonds"]:
+        mask[held["bonds"]] = True
+        lengths[held["bonds"]] = torch.tensor(held["lengths"], dtype=torch.float32)
+    flow.hold(mask, lengths)
+    return flow
+
+
 def load_molecule_runs(data: Sequence[str]):
     """The runs of one molecule under ``data``, their frames relabelled to the canonical hydrogen order.
 
@@ -168,6 +204,7 @@ class InternalFamily(FlowFamily):
                                  "Use a shorter --lag or longer runs.")
         rows = torch.as_tensor(datasets["train"].targets)
         rigid = standardization(*(column[rows] for column in columns))["rigid"]
+        constraints = runs_constraints(trajectories)
         first = trajectories[0]
         summary = {
             "data": [os.path.abspath(d) for d in data],
@@ -184,6 +221,7 @@ class InternalFamily(FlowFamily):
             "temperature_K": first.temperature_K,
             "num_atoms": int(first.num_atoms),
             "topology": first.topology_path(),
+            "constraints": constraints,
         }
         family_state = {
             "zmatrix": zmatrix.to_dict(),
@@ -192,6 +230,7 @@ class InternalFamily(FlowFamily):
             "handedness": handedness_of(numbers, bonds, all_frames[0]),
             "atom_names": [f"{a.residue.name}{a.residue.id}:{a.name}" for a in topology.atoms()],
             "rigid_torsions": rigid,
+            "held_bonds": held_bonds(zmatrix, numbers, columns[0][rows], constraints),
         }
         return TrainingData(datasets["train"], datasets["validation"], RowCollator(*columns), internal_loss,
                             summary, family_state, arrays={"columns": columns})
@@ -205,11 +244,13 @@ class InternalFamily(FlowFamily):
             config = InternalFlowConfig(**{**config.to_dict(), "conditional": conditional})
         rows = torch.as_tensor(data.train.targets)
         bonds, angles, torsions = (column[rows] for column in data.arrays["columns"])
-        return build_flow(data.summary["num_atoms"], config, bonds, angles, torsions)
+        flow = build_flow(data.summary["num_atoms"], config, bonds, angles, torsions)
+        return hold(flow, data.family_state.get("held_bonds"))
 
     def restore(self, run_info: Dict[str, Any]) -> nn.Module:
-        return empty_flow(int(run_info["data_summary"]["num_atoms"]), InternalFlowConfig(**run_info["family_config"]),
+        flow = empty_flow(int(run_info["data_summary"]["num_atoms"]), InternalFlowConfig(**run_info["family_config"]),
                           run_info["family_state"]["rigid_torsions"])
+        return hold(flow, run_info["family_state"].get("held_bonds"))
 
     def export(self, runs: List[Tuple[nn.Module, Dict[str, Any]]], path: str, *, weights: Sequence[float],
                metadata: Dict[str, Any], recommended_settings: Optional[Dict[str, int]] = None) -> nn.Module:
@@ -219,7 +260,11 @@ class InternalFamily(FlowFamily):
                 if other[key] != states[0][key]:
                     raise ValueError(f"the runs to mix describe different molecules or Z-matrices ({key} differs).")
         state = states[0]
-        flows = [flow.float().eval().cpu() for flow, _ in runs]
+        kinds = {run_info["data_summary"].get("constraints", "none") for _, run_info in runs}
+        if len(kinds) != 1:
+            raise ValueError(f"the runs to mix were made for different constraints ({', '.join(sorted(kinds))}).")
+        # the file holds no bonds until the kernel asks (hold_bonds at bind)
+        flows = [hold(copy.deepcopy(flow), None).float().eval().cpu() for flow, _ in runs]
         names = ["local" if flow.conditional else "global" for flow in flows]
         if len(set(names)) != len(names):
             names = [f"{name}{k}" for k, name in enumerate(names)]
@@ -242,10 +287,74 @@ class InternalFamily(FlowFamily):
             InternalCoordinates(ZMatrix.from_dict(state["zmatrix"])), flows, list(weights), names,
             temperature=float(first["temperature_K"]), tau_ps=float(lags[0]) if lags else 0.0,
             force_field=str(first["preset"]), atomic_numbers=state["atomic_numbers"], bonds=state["bonds"],
-            handedness=state["handedness"], metadata_json=json.dumps(meta, sort_keys=True))
+            handedness=state["handedness"], metadata_json=json.dumps(meta, sort_keys=True), constraints=kinds.pop())
         scripted = torch.jit.script(proposal)
         scripted.save(path)
         return scripted
 
 
 register_family(InternalFamily())
+
+
+def rebuild_proposal(path: str, output: str, constraints: Optional[str] = None) -> nn.Module:
+    """Re-export an internal-family file with this package's code (for example to gain ``hold_bonds``).
+
+    The weights, standardisation, Z-matrix, graph and metadata are read from the file at ``path``; the
+    proposal is rebuilt as this version of :class:`InternalCoordinateProposal` and saved to ``output``.
+    Its densities are the file's to float32 rounding (checked on 64 noise rows before saving).
+
+    Parameters
+    ----------
+    constraints : str, optional
+        The ``constraints`` attribute to write (default: the file's, else "none").
+
+    Returns
+    -------
+    torch.jit.ScriptModule
+        The scripted module that was saved.
+    """
+    old = torch.jit.load(path, map_location="cpu")
+    meta = json.loads(old.metadata_json)
+    if meta.get("family") != "internal":
+        raise ValueError(f"{path} is not an internal-family model file (metadata family {meta.get('family')!r}).")
+    state = old.state_dict()
+    flows = []
+    for k, component in enumerate(meta["components"]):
+        prefix = f"flows.{k}."
+        rigid = state[prefix + "rigid_index"].tolist()
+        flow = empty_flow(int(old.num_atoms), InternalFlowConfig(**component["architecture"]), rigid)
+        known = set(flow.state_dict())  # a scripted file also lists the held-bond buffers, which are not state
+        flow.load_state_dict({key[len(prefix):]: value for key, value in state.items()
+                              if key.startswith(prefix) and key[len(prefix):] in known})
+        flows.append(flow.float().eval())
+    proposal = InternalCoordinateProposal(
+        InternalCoordinates(ZMatrix.from_dict(meta["zmatrix"])), flows, [c["weight"] for c in meta["components"]],
+        list(old.component_names), temperature=float(old.temperature), tau_ps=float(old.tau_ps),
+        force_field=str(old.force_field), atomic_numbers=list(old.atomic_numbers), bonds=list(old.bonds),
+        handedness=list(old.handedness), metadata_json=old.metadata_json,
+        constraints=constraints or str(getattr(old, "constraints", "none")))
+    scripted = torch.jit.script(proposal)
+    x = torch.zeros(1, old.num_atoms, 3)  # a frame: root at the origin, the next two atoms on the axes
+    x[0, proposal.coordinates.first, 0] = 1.0
+    x[0, proposal.coordinates.second, 1] = 1.0
+    z = torch.randn(64, old.num_atoms, 6, generator=torch.Generator().manual_seed(0))
+    numbers = torch.tensor(list(old.atomic_numbers))
+    with torch.no_grad():
+        x0, v0, log_q0 = old.sample(old.coordinates.place(*_mean_structure(flows[0]), x), numbers, z)
+        x1, v1, log_q1 = scripted.sample(x0[:1].expand_as(x0), numbers, z)
+        finite = torch.isfinite(log_q0)
+        if not (bool(finite.any()) and torch.allclose(x0[finite], x1[finite], atol=1e-4) and torch.equal(finite, torch.isfinite(log_q1))
+                and torch.allclose(log_q0[finite], log_q1[finite], atol=2e-3, rtol=1e-5)):
+            raise RuntimeError(f"the rebuilt proposal does not reproduce {path}")
+    scripted.save(output)
+    return scripted
+
+
+def _mean_structure(flow: InternalCoordinateFlow) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bonds, angles and torsions at the flow's standardisation means ([1, ...] each): a valid structure."""
+    bonds = flow.geometry_mean[:flow.num_bonds].unsqueeze(0)
+    angles = flow.geometry_mean[flow.num_bonds:flow.num_bonds + flow.num_angles].unsqueeze(0)
+    torsions = torch.zeros(1, flow.num_torsions)
+    torsions[:, flow.rigid_index] = flow.geometry_mean[flow.num_bonds + flow.num_angles:]
+    torsions[:, flow.soft_index] = flow.soft_offset
+    return bonds, angles, torsions

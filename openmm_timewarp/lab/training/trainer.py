@@ -56,8 +56,9 @@ class TrainConfig:
     max_validation_pairs : int
         Validate on at most this many pairs (evenly spaced through the validation set).
     time_limit_s : float, optional
-        Stop after the epoch in which this many seconds of training (this run and the runs it
-        resumed) have passed; the learning-rate schedule still plans for ``epochs``.
+        Stop once this many seconds of training (this run and the runs it resumed) have passed,
+        within an epoch if need be (that epoch is then validated and checkpointed as the last);
+        the learning-rate schedule still plans for ``epochs``.
     patience : int, optional
         Stop when the validation NLL has not improved for this many epochs (the weights kept are
         the best ones either way).
@@ -282,6 +283,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         started, running, batches = time.time(), 0.0, 0
         for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True,
                               limit=config.pairs_per_epoch):
+            if config.time_limit_s is not None and batches and spent + time.time() - started >= config.time_limit_s:
+                break  # the time is up within the epoch: validate and keep what was learnt
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * _learning_rate_factor(
                     step, config.warmup_steps, total_steps, config.min_learning_rate_ratio)
