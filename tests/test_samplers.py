@@ -93,7 +93,7 @@ class DoubleWell:
         self.temperature_K = temperature_K
         self.kT = GAS_CONSTANT * temperature_K
 
-    def system(self, hydrogen_mass_amu=None):
+    def system(self, hydrogen_mass_amu=None, constraints=None):  # the Molecule.system signature
         return openmm.XmlSerializer.clone(self._system)
 
 

@@ -45,7 +45,8 @@ def add_arguments(parser):
                                             "the packaged alanine-dipeptide reference for alanine dipeptide)")
     parser.add_argument("--methods", nargs="+", metavar="METHOD", action=_KnownMethods,
                         help="methods to run (default: all: md-1fs md-2fs-hmr replica-exchange metadynamics "
-                             "timewarp-mh timewarp-mixed timewarp-explore)")
+                             "timewarp-mh timewarp-mixed timewarp-explore md-4fs-hbonds replica-exchange-4fs-hbonds "
+                             "metadynamics-4fs-hbonds timewarp-mh-hbonds, the last only for a model that holds bonds)")
     parser.add_argument("--budget", type=float, default=150.0, help="wall-clock seconds per replica (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=4, help="replicas per method (default %(default)s)")
     parser.add_argument("--cores", type=int, help="replicas at once (default: every core)")
@@ -59,13 +60,13 @@ def add_arguments(parser):
 
 def run(args):
     from ..lab.benchmark.inputs import DEFAULT_MODEL, load_system, reference_for, resolve_flow
-    from ..lab.benchmark.methods import DEFAULT_METHODS
+    from ..lab.benchmark.methods import default_methods
     from ..lab.benchmark.report import full_report
     from ..lab.benchmark.runner import BenchmarkError, run_benchmark
 
-    methods = args.methods or list(DEFAULT_METHODS)
     molecule, default_flow = load_system(args.system, args.capped, args.preset, args.temperature_k)
     flow = resolve_flow(args.flow or default_flow or DEFAULT_MODEL)
+    methods = args.methods or default_methods(flow)
     reference = reference_for(molecule, args.reference, packaged=args.system is None)
     if reference is None:
         print("no --reference: populations are not scored (make one with 'openmm-timewarp reference')",

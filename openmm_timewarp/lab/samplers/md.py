@@ -1,4 +1,4 @@
-"""Plain Langevin MD (unconstrained; 1 fs, or 2 fs with hydrogen mass repartitioning)."""
+"""Plain Langevin MD (1 fs; 2 fs with hydrogen mass repartitioning; 4 fs with bonds to hydrogen constrained)."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -11,11 +11,12 @@ from .base import Sampler, context_at, langevin, positions_of, steps_in
 @dataclass
 class MDSettings:
     """Attributes: ``timestep_fs``, ``hydrogen_mass_amu`` (None: standard masses), ``friction_per_ps``,
-    ``record_interval_ps`` (simulated time per ``advance``)."""
+    ``constraints``, ``record_interval_ps`` (simulated time per ``advance``)."""
 
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
+    constraints: str = "none"  # or "hbonds" (bonds to hydrogen constrained)
     record_interval_ps: float = 0.5
 
 
@@ -31,7 +32,7 @@ class MolecularDynamics(Sampler):
         s = self.settings
         self._steps = steps_in(s.record_interval_ps, s.timestep_fs)
         self.integrator = langevin(self.molecule.temperature_K, s.friction_per_ps, s.timestep_fs, self.seed)
-        self.context = context_at(self.molecule.system(s.hydrogen_mass_amu), self.integrator, positions,
+        self.context = context_at(self.molecule.system(s.hydrogen_mass_amu, s.constraints), self.integrator, positions,
                                   self.molecule.temperature_K, self.seed)
         self._done = 0
 

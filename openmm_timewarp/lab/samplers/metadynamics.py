@@ -52,7 +52,7 @@ class _Metadynamics(app.Metadynamics):
 @dataclass
 class MetadynamicsSettings:
     """Attributes: ``bias_factor``, ``height_kJ_mol``, ``width_deg``, ``frequency_steps`` (a Gaussian every
-    so many steps), ``record_interval_ps``, ``timestep_fs``, ``hydrogen_mass_amu``, ``friction_per_ps``."""
+    so many steps), ``record_interval_ps``, ``timestep_fs``, ``hydrogen_mass_amu``, ``friction_per_ps``, ``constraints``."""
 
     bias_factor: float = 6.0
     height_kJ_mol: float = 1.2
@@ -62,6 +62,7 @@ class MetadynamicsSettings:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
+    constraints: str = "none"  # or "hbonds" (bonds to hydrogen constrained)
 
 
 class Metadynamics(Sampler):
@@ -79,7 +80,7 @@ class Metadynamics(Sampler):
         s = self.settings
         temperature = self.molecule.temperature_K * unit.kelvin
         self._steps = steps_in(s.record_interval_ps, s.timestep_fs)
-        system = self.molecule.system(s.hydrogen_mass_amu)
+        system = self.molecule.system(s.hydrogen_mass_amu, s.constraints)
         width = math.radians(s.width_deg)
         variables = [app.BiasVariable(torsion_variable(atoms), -math.pi, math.pi, width, periodic=True)
                      for atoms in self.variables]

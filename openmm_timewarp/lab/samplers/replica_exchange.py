@@ -55,7 +55,7 @@ def swap_log_probability(beta_i: float, beta_j: float, energy_i: float, energy_j
 @dataclass
 class ReplicaExchangeSettings:
     """Attributes: ``num_replicas``, ``temperature_max_K`` (a geometric ladder from the molecule's
-    temperature), ``swap_interval_ps``, ``timestep_fs``, ``hydrogen_mass_amu``, ``friction_per_ps``."""
+    temperature), ``swap_interval_ps``, ``timestep_fs``, ``hydrogen_mass_amu``, ``friction_per_ps``, ``constraints``."""
 
     num_replicas: int = 8
     temperature_max_K: float = 600.0
@@ -63,6 +63,7 @@ class ReplicaExchangeSettings:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
+    constraints: str = "none"  # or "hbonds" (bonds to hydrogen constrained)
 
 
 class ReplicaExchange(Sampler):
@@ -78,7 +79,7 @@ class ReplicaExchange(Sampler):
     def setup(self, positions: np.ndarray) -> None:
         s = self.settings
         self._steps = steps_in(s.swap_interval_ps, s.timestep_fs)
-        system = self.molecule.system(s.hydrogen_mass_amu)
+        system = self.molecule.system(s.hydrogen_mass_amu, s.constraints)
         self.contexts = []
         for k, temperature in enumerate(self.temperatures):
             integrator = langevin(temperature, s.friction_per_ps, s.timestep_fs, self.seed * 1000 + k)
