@@ -29,7 +29,7 @@ the masses.
 """
 
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -39,7 +39,27 @@ from .zmatrix import InternalCoordinates
 
 
 
-class InternalCoordinateProposal(nn.Module):
+class ZMatrixDensity(nn.Module):
+    """The density a Z-matrix proposal passes to MH, shared by the internal and peptides families.
+
+    A subclass holds its Z-matrix as ``self.coordinates`` (:class:`InternalCoordinates`).
+    """
+
+    def _auxiliary_log_density(self, v: torch.Tensor) -> torch.Tensor:
+        return -0.5 * v.pow(2).sum(dim=(-2, -1)) - 1.5 * v.shape[-2] * 1.8378770664093453
+
+    def _contract_density(self, log_q: torch.Tensor, bonds: torch.Tensor, angles: torch.Tensor, v: torch.Tensor,
+                          x: Optional[torch.Tensor]) -> torch.Tensor:
+        """log q(c) - log J(c) + log N(v), -inf where the map to Cartesian is not one-to-one (or, for
+        placed positions ``x``, not finite)."""
+        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
+        valid = self.coordinates.valid(bonds, angles)
+        if x is not None:
+            valid = valid & torch.isfinite(x).all(-1).all(-1)
+        return torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+
+
+class InternalCoordinateProposal(ZMatrixDensity):
     """Flow contract version 1 over the internal coordinates of one molecule.
 
     Parameters
@@ -149,8 +169,6 @@ class InternalCoordinateProposal(nn.Module):
         return bonds, angles, torsions
 
     # ------------------------------------------------------------------ pieces
-    def _auxiliary_log_density(self, v: torch.Tensor) -> torch.Tensor:
-        return -0.5 * v.pow(2).sum(dim=(-2, -1)) - 1.5 * v.shape[-2] * 1.8378770664093453
 
     def _conditioning(self, x_cond: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.any_conditional:
@@ -210,9 +228,7 @@ class InternalCoordinateProposal(nn.Module):
             log_q = self._mixture_log_prob(bonds, angles, torsions, cond)
         x = self.coordinates.place(bonds, angles, torsions, frame)
         v = z[..., 3:]
-        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
-        valid = self.coordinates.valid(bonds, angles) & torch.isfinite(x).all(-1).all(-1)
-        return x, v, torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+        return x, v, self._contract_density(log_q, bonds, angles, v, x)
 
     @torch.jit.export
     def log_prob(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor,
@@ -221,10 +237,7 @@ class InternalCoordinateProposal(nn.Module):
         batch = x.shape[0]
         shared = batch > 1 and bool((x_cond == x_cond[:1]).all())
         cond = self._conditioning(x_cond[:1] if shared else x_cond)
-        log_q = self._mixture_log_prob(bonds, angles, torsions, cond)
-        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
-        valid = self.coordinates.valid(bonds, angles)
-        return torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+        return self._contract_density(self._mixture_log_prob(bonds, angles, torsions, cond), bonds, angles, v, None)
 
     def forward(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor,
                 z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,12 +11,11 @@ graph, handedness and rigid frame, exactly as the per-molecule family
     log q(x', v') = log q(c') - log J(c') + log N(v'; 0, I).
 """
 
-import math
 from typing import List, Tuple
 
 import torch
-from torch import nn
 
+from ..internal.proposal import ZMatrixDensity
 from ..internal.zmatrix import InternalCoordinates, ZMatrix
 from .network import MoleculeTensors, PeptideFlow
 
@@ -51,7 +50,7 @@ def rebind_arguments(zmatrix: ZMatrix):
             c.place_atoms, c.place_i, c.place_j, c.place_k)
 
 
-class PeptideProposal(nn.Module):
+class PeptideProposal(ZMatrixDensity):
     """Flow contract version 1 for any peptide the model covers (bound with :meth:`bind_molecule`).
 
     Parameters
@@ -134,9 +133,6 @@ class PeptideProposal(nn.Module):
         n = self.num_atoms
         return c[:, :n - 1], c[:, n - 1:2 * n - 3], c[:, 2 * n - 3:]
 
-    def _auxiliary_log_density(self, v: torch.Tensor) -> torch.Tensor:
-        return -0.5 * v.pow(2).sum(dim=(-2, -1)) - 1.5 * v.shape[-2] * 1.8378770664093453
-
     def _check_bound(self, atoms: int):
         if self.num_atoms == 0:
             raise RuntimeError("this peptides model is not bound to a molecule: the package binds it before "
@@ -157,9 +153,7 @@ class PeptideProposal(nn.Module):
         bonds, angles, torsions = self._split(c)
         x = self.coordinates.place(bonds, angles, torsions, frame)
         v = z[..., 3:]
-        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
-        valid = self.coordinates.valid(bonds, angles) & torch.isfinite(x).all(-1).all(-1)
-        return x, v, torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+        return x, v, self._contract_density(log_q, bonds, angles, v, x)
 
     @torch.jit.export
     def log_prob(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor, x: torch.Tensor,
@@ -167,10 +161,7 @@ class PeptideProposal(nn.Module):
         self._check_bound(x.shape[1])
         bonds, angles, torsions = self.coordinates.to_internal(x)
         c = torch.cat([bonds, angles, torsions], dim=-1)
-        log_q = self.flow.log_prob(c, self._molecule())
-        log_q = log_q - self.coordinates.log_jacobian(bonds, angles) + self._auxiliary_log_density(v)
-        valid = self.coordinates.valid(bonds, angles)
-        return torch.where(valid, log_q, torch.full_like(log_q, -math.inf))
+        return self._contract_density(self.flow.log_prob(c, self._molecule()), bonds, angles, v, None)
 
     def forward(self, x_cond: torch.Tensor, atomic_numbers: torch.Tensor,
                 z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
