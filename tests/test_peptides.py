@@ -232,3 +232,19 @@ def test_training_with_two_processes_and_resume(tmp_path):
     state = torch.load(output / "checkpoint.pt", weights_only=False)
     assert state["step"] == 5 and state["history"][0]["step"] == 3  # resumed, not restarted
     assert export.is_file()
+
+
+def test_zero_shot_evaluation_records_runs_and_refusals(scripted, tmp_path):
+    from openmm_timewarp.lab.benchmark.zero_shot import evaluate_peptide, summary, table
+    from openmm_timewarp.lab.datasets.peptide_set import PeptideSpec
+
+    path = str(tmp_path / "peptides.pt")
+    torch.jit.save(scripted, path)
+    ran = evaluate_peptide(path, PeptideSpec("AK", False, "2aa", "test"), seconds=1.0, batch_size=16)
+    assert ran.error is None and ran.mh_steps > 0 and ran.atoms == 35
+    assert set(ran.first_visit_s) <= set(ran.states) and ran.first_visit_s  # the start's states at least
+    refused = evaluate_peptide(path, PeptideSpec("GW", False, "2aa", "test"), seconds=1.0)
+    assert refused.error.startswith("PeptideBindError") and "GLY1:N" in refused.error and refused.mh_steps == 0
+    figures = summary([ran, refused])
+    assert figures["failed"] and figures["rare_visited"] == f"{int(ran.visited('LYS2:phi_positive'))} of 1"
+    assert "| AK | 35 |" in table([ran, refused])

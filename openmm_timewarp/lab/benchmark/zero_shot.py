@@ -78,7 +78,7 @@ def evaluate_peptide(flow: str, spec: PeptideSpec, seconds: float, seed: int = 1
         context = openmm.Context(system, integrator, fastest_platform(system, molecule.positions))
         context.setPositions(molecule.positions)
         integrator.step(1)  # binds the model (not timed)
-    except (ValueError, RuntimeError) as error:
+    except Exception as error:  # noqa: BLE001  (a peptide that fails is recorded with its error; the rest go on)
         result.error = f"{type(error).__name__}: {error}"
         return result
     result.atoms = len(molecule.positions)
@@ -86,16 +86,19 @@ def evaluate_peptide(flow: str, spec: PeptideSpec, seconds: float, seed: int = 1
     start_proposals, start_accepted = integrator.getNumProposals(), integrator.getNumAccepted()
     started = time.perf_counter()
     quads = observables.quads()
-    while True:
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            break
-        integrator.step(1)
-        positions = context.getState(getPositions=True).getPositions(asNumpy=True)._value
-        indicators = observables.indicators(observables.values(positions[None]), extra=False) if len(quads) else {}
-        for state, inside in indicators.items():
-            if state not in result.first_visit_s and bool(inside[0]):
-                result.first_visit_s[state] = round(elapsed, 3)
+    try:
+        while True:
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds:
+                break
+            integrator.step(1)
+            positions = context.getState(getPositions=True).getPositions(asNumpy=True)._value
+            indicators = observables.indicators(observables.values(positions[None]), extra=False) if len(quads) else {}
+            for state, inside in indicators.items():
+                if state not in result.first_visit_s and bool(inside[0]):
+                    result.first_visit_s[state] = round(elapsed, 3)
+    except Exception as error:  # noqa: BLE001  (recorded, with the steps made until then)
+        result.error = f"{type(error).__name__}: {error}"
     result.seconds = time.perf_counter() - started
     result.mh_steps = integrator.getNumProposals() - start_proposals
     result.accepted = integrator.getNumAccepted() - start_accepted
