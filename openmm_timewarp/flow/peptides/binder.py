@@ -175,7 +175,7 @@ def knowledge_of(flow) -> PeptideKnowledge:
     """The :class:`PeptideKnowledge` a model file carries (parsed once per file object)."""
     text = flow.knowledge_json
     cached = _KNOWLEDGE_CACHE.get(id(flow))
-    if cached is None or cached[0] is not text:
+    if cached is None or cached[0] != text:
         cached = (text, PeptideKnowledge.from_json(text))
         _KNOWLEDGE_CACHE[id(flow)] = cached
     return cached[1]
