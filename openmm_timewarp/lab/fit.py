@@ -2,14 +2,16 @@
 
 Stages, each resumable (``DIR/fit.json`` records what is done; the same command continues):
 
-1. **molecule**: the System from a PDB file or a sequence (:func:`openmm_timewarp.lab.molecule.load_molecule`),
-   minimised, written to ``DIR/structure.pdb``.
+1. **molecule**: the System from a PDB file or a sequence, or a serialised System and a PDB of its
+   atoms for a molecule of any kind (:func:`openmm_timewarp.lab.molecule.load_molecule`; its
+   constraints are the System's), minimised, written to ``DIR/structure.pdb``.
 2. **explore**: replica exchange (310 K up to 600 K, hydrogen mass repartitioning, 2 fs), one
    independent run per worker, recording every replica's configuration. Nothing is assumed about
    the molecule's metastable states: the hot replicas cross the barriers.
 3. **seeds**: starting structures spread over what the exploration found: half by farthest-point
-   sampling in the (cos, sin) of every backbone and chi1 torsion, over all temperatures, half drawn
-   from the target-temperature replica.
+   sampling in the (cos, sin) of every backbone and chi1 torsion (for a molecule that is not a
+   peptide: every soft torsion of its bond graph, :mod:`openmm_timewarp.lab.analysis.soft_torsions`),
+   over all temperatures, half drawn from the target-temperature replica.
 4. **md**: a short MD run at the target temperature from every seed (``DIR/md/seed-NNN``, the
    package's resumable run format): local fluctuations at the right temperature, metastable
    states all represented, rare ones more than their weight. With ``constraints="hbonds"``
@@ -39,7 +41,7 @@ import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -94,10 +96,10 @@ class FitSettings:
     batch_size, learning_rate, max_epochs, patience
         Training (it stops ``patience`` epochs after the best validation NLL, or when the budget is spent).
     seed : int
-    constraints : {"none", "hbonds"}
+    constraints : {"none", "hbonds"} or None
         The Systems the model is made for: "hbonds" runs the seeded MD with bonds to hydrogen
         constrained (4 fs, 4 amu hydrogens, :data:`SEED_MD`), trains a flow that holds those bonds
-        and checks it on such a System.
+        and checks it on such a System. None: a System file's own constraints, else "none".
     warm_start : str, optional
         A transferable ``peptides`` model (file or shipped name): the train stage fine-tunes it on
         this molecule's MD (:func:`openmm_timewarp.lab.training.peptides.finetune_peptides`) instead
@@ -124,11 +126,11 @@ class FitSettings:
     max_epochs: int = 200
     patience: int = 8
     seed: int = 1
-    constraints: str = "none"
+    constraints: Optional[str] = "none"
     warm_start: Optional[str] = None
 
     def __post_init__(self):
-        if self.constraints not in SEED_MD:
+        if self.constraints is not None and self.constraints not in SEED_MD:
             raise ValueError(f"constraints must be one of {', '.join(SEED_MD)}, got {self.constraints!r}.")
 
 
@@ -156,7 +158,7 @@ def _explore(molecule, settings: FitSettings, seconds: float, seed: int, path: s
     sampler = ReplicaExchange(molecule, seed + 7919 * segment, ReplicaExchangeSettings(
         num_replicas=settings.replicas or replica_count(len(molecule.positions), molecule.temperature_K,
                                                         settings.temperature_max_K),
-        temperature_max_K=settings.temperature_max_K))
+        temperature_max_K=settings.temperature_max_K, constraints=molecule.own_constraints))
     sampler.setup(molecule.positions)
     if frames:  # context k starts at temperature k: give it the last saved configuration at that temperature
         for context, positions in zip(sampler.contexts, frames[-1]):
@@ -255,13 +257,31 @@ def farthest_points(features: np.ndarray, count: int, rng: np.random.Generator) 
     return np.asarray(chosen)
 
 
+def observables_of(topology):
+    """The torsions seeds spread over and the check reports: a peptide's backbone and chi1
+    (:class:`~openmm_timewarp.lab.analysis.peptide.PeptideObservables`), else every soft torsion of
+    the bond graph (:class:`~openmm_timewarp.lab.analysis.soft_torsions.SoftTorsionObservables`)."""
+    from .analysis.peptide import PeptideObservables
+    from .analysis.soft_torsions import SoftTorsionObservables
+    from .systems import sequence_of
+
+    try:
+        sequence_of(topology)
+        return PeptideObservables(topology)
+    except ValueError:
+        return SoftTorsionObservables(topology)
+
+
 def choose_seeds(observables, explored: List[np.ndarray], count: int, seed: int) -> np.ndarray:
     """Seed structures [count, N, 3]: half farthest-point over all replicas, half from the target temperature."""
     rng = np.random.default_rng(seed)
     every = np.concatenate([e.reshape(-1, *e.shape[2:]) for e in explored])
     coldest = np.concatenate([e[:, 0] for e in explored])
     angles = np.radians(observables.values(every))
-    spread = farthest_points(np.concatenate([np.cos(angles), np.sin(angles)], axis=1), count - count // 2, rng)
+    if angles.shape[1] == 0:  # no torsion to spread over (a molecule of three atoms): draws from every temperature
+        spread = rng.choice(len(every), size=count - count // 2, replace=len(every) < count - count // 2)
+    else:
+        spread = farthest_points(np.concatenate([np.cos(angles), np.sin(angles)], axis=1), count - count // 2, rng)
     typical = rng.choice(len(coldest), size=count // 2, replace=len(coldest) < count // 2)
     return np.concatenate([every[spread], coldest[typical]])
 
@@ -297,22 +317,31 @@ class Fit:
     """The fit of one molecule in one folder (see the module docstring)."""
 
     def __init__(self, directory: str, source: str, capped: bool = False, preset: str = None, forcefield=None,
-                 temperature_K: float = None, settings: FitSettings = None, progress: bool = True):
+                 temperature_K: float = None, settings: FitSettings = None, progress: bool = True,
+                 structure: Optional[str] = None):
         from .systems import DEFAULT_PRESET
 
-        from .analysis.peptide import PeptideObservables
-        from .molecule import load_molecule
+        from .molecule import is_system_file, load_molecule
 
         self.directory = os.path.abspath(directory)
         self.settings = settings or FitSettings()
         self.progress = progress
-        self.request = {"input": source, "capped": bool(capped), "preset": preset or DEFAULT_PRESET,
-                        "forcefield": list(forcefield or []), "temperature_K": temperature_K}
+        system_file = is_system_file(source)
+        if system_file and preset is not None:
+            raise ValueError("--preset does not apply to a System file: its force field is its own.")
+        self.request = {"input": source, "capped": bool(capped), "preset": None if system_file else
+                        preset or DEFAULT_PRESET, "forcefield": list(forcefield or []), "temperature_K": temperature_K}
+        if structure is not None:
+            self.request["structure"] = structure
+        # the molecule first: bad input fails before anything is written
+        self.molecule = load_molecule(source, bool(capped), self.request["preset"], forcefield or None, temperature_K,
+                                      structure)
+        self.settings = replace(self.settings, constraints=self._constraints(system_file))
+        if system_file:  # a changed System file is a different molecule: the folder refuses it
+            self.request["system_sha256"] = self.molecule.preset.sha256
         if self.settings.constraints != "none":  # a folder fitted without the option continues as it was
             self.request["constraints"] = self.settings.constraints
-        # the molecule first: bad input fails before anything is written
-        self.molecule = load_molecule(source, bool(capped), self.request["preset"], forcefield or None, temperature_K)
-        self.observables = PeptideObservables(self.molecule.topology)
+        self.observables = observables_of(self.molecule.topology)
         os.makedirs(self.directory, exist_ok=True)
         self._store = ResumableRecord(self.directory, FIT_FILE, self.request, what="a fit", key="request")
         self.record = self._store.data
@@ -321,6 +350,18 @@ class Fit:
         self.record.setdefault("running", {})
         self._record_lock = threading.Lock()
         self._stage_start = None
+
+    def _constraints(self, system_file: bool) -> str:
+        """The constraints the model is made for: a System file's own, else the settings' (default none)."""
+        asked = self.settings.constraints
+        if not system_file:
+            return asked or "none"
+        own = self.molecule.preset.constraints
+        if asked not in (None, own):
+            raise ValueError(f"the System in {self.request['input']!r} has constraints={own!r}, and a System file's "
+                             f"constraints are its own: leave out --constraints {asked}, or serialise the System "
+                             "with the constraints you want.")
+        return own
 
     def _save(self):
         with self._record_lock:

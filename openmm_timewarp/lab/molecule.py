@@ -3,7 +3,9 @@
 ``fit``, ``reference`` and ``benchmark`` take the same input: a PDB file of a peptide of standard
 residues (capped with ACE/NME or zwitterionic; hydrogens are added at pH 7 if it has none), or a
 one-letter sequence (``--capped`` for ACE/NME caps, as :func:`openmm_timewarp.lab.systems.build_peptide`).
-Anything else is refused with a clear error before any work starts.
+``fit`` also takes a molecule of any kind as a serialised OpenMM System and a PDB of its atoms
+(:mod:`openmm_timewarp.lab.system_file`). Anything else is refused with a clear error before any
+work starts.
 """
 
 import os
@@ -29,7 +31,8 @@ class Molecule:
     positions : numpy.ndarray [N, 3]
         nm, minimised.
     preset : str or openmm_timewarp.lab.systems.ForceFieldPreset
-        Force field (:data:`openmm_timewarp.lab.systems.PRESETS` names, or custom files).
+        Force field (:data:`openmm_timewarp.lab.systems.PRESETS` names, custom files, or a
+        :class:`openmm_timewarp.lab.system_file.SystemFile`).
     temperature_K : float
     name : str
         ``ACE-A-NME``, ``AK``, ...
@@ -44,11 +47,17 @@ class Molecule:
 
     def system(self, hydrogen_mass_amu: Optional[float] = None, constraints: Optional[str] = None) -> openmm.System:
         """A fresh System (hydrogen mass repartitioning to ``hydrogen_mass_amu`` if given), unconstrained
-        unless ``constraints`` ("hbonds", "allbonds") says."""
-        key = (hydrogen_mass_amu, systems.constraint_option(constraints))
+        unless ``constraints`` ("hbonds", "allbonds") says. A System file's molecule has the file's
+        constraints (None: those; another option is refused)."""
+        key = (hydrogen_mass_amu, None if constraints is None else systems.constraint_option(constraints))
         if key not in self._systems:
-            self._systems[key] = systems.create_system(self.topology, self.preset, hydrogen_mass_amu, key[1])
+            self._systems[key] = systems.create_system(self.topology, self.preset, hydrogen_mass_amu, constraints)
         return openmm.XmlSerializer.clone(self._systems[key])
+
+    @property
+    def own_constraints(self) -> str:
+        """The constraints a System of this molecule has unless asked otherwise: a System file's own, else "none"."""
+        return getattr(self.preset, "constraints", "none")
 
     @property
     def preset_name(self) -> str:
@@ -75,14 +84,24 @@ def force_field_preset(preset: str = systems.DEFAULT_PRESET,
                                     "NoCutoff", description="force-field files given on the command line")
 
 
+def is_system_file(source: str) -> bool:
+    """Whether a command's input names a serialised System (``.xml``) rather than a PDB or a sequence."""
+    return source.lower().endswith(".xml")
+
+
 def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAULT_PRESET,
-                  forcefield: Optional[Sequence[str]] = None, temperature_K: Optional[float] = None) -> Molecule:
-    """The molecule of a PDB file or a sequence, minimised with its force field.
+                  forcefield: Optional[Sequence[str]] = None, temperature_K: Optional[float] = None,
+                  structure: Optional[str] = None) -> Molecule:
+    """The molecule of a PDB file, a sequence or a serialised System, minimised with its force field.
 
     Parameters
     ----------
     source : str
-        A PDB file, or one-letter amino-acid codes (``A`` with ``capped=True`` is alanine dipeptide).
+        A PDB file, one-letter amino-acid codes (``A`` with ``capped=True`` is alanine dipeptide),
+        or an OpenMM System serialised to XML (with ``structure``; its force field and constraints
+        are the System's, and ``capped``, ``preset`` and ``forcefield`` do not apply).
+    structure : str, optional
+        System input only: a PDB of the System's atoms, in its order, with elements.
     capped : bool
         Sequences only: ACE/NME caps instead of zwitterionic termini.
     preset : str
@@ -99,6 +118,10 @@ def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAU
     FileNotFoundError
         A path that does not exist.
     """
+    if is_system_file(source):
+        return _load_system_file(source, structure, capped, forcefield, temperature_K)
+    if structure is not None:
+        raise ValueError(f"a structure PDB goes with a System XML file, not with {source!r}.")
     ff = force_field_preset(preset, forcefield)
     if source.lower().endswith(".pdb") or os.path.sep in source:
         topology, positions = systems.read_pdb(source)
@@ -109,9 +132,7 @@ def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAU
             topology, positions = modeller.topology, modeller.getPositions()
         xyz = np.asarray(unit.Quantity(positions).value_in_unit(unit.nanometer) if unit.is_quantity(positions)
                          else positions, dtype=float)
-        numbers = [atom.element.atomic_number for atom in topology.atoms()]
-        bonds = [(a.index, b.index) for a, b in topology.bonds()]
-        xyz = xyz[canonical_hydrogen_permutation(numbers, bonds, xyz)]
+        xyz = _canonical(topology, xyz)
         name = systems.peptide_name(sequence, is_capped)
     else:
         topology, positions = systems.build_peptide(source, capped=capped)
@@ -119,7 +140,30 @@ def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAU
         name = systems.peptide_name(source, capped)
     temperature = float(temperature_K) if temperature_K is not None else \
         systems.get_preset(ff).temperature.value_in_unit(unit.kelvin)
-    molecule = Molecule(topology, xyz, ff, temperature, name)
-    minimised, _ = systems.minimize(molecule.system(), xyz * unit.nanometer)
+    return _minimised(Molecule(topology, xyz, ff, temperature, name))
+
+
+def _load_system_file(source: str, structure: Optional[str], capped: bool, forcefield, temperature_K) -> Molecule:
+    from .system_file import load_system_file
+
+    if structure is None:
+        raise ValueError(f"{source!r} is a System: give a PDB of its atoms too (fit system.xml structure.pdb).")
+    if capped or forcefield:
+        raise ValueError("--capped and --forcefield do not apply to a System file: its force field is its own.")
+    topology, xyz, preset = load_system_file(source, structure, temperature_K)
+    molecule = Molecule(topology, _canonical(topology, xyz), preset, preset.temperature.value_in_unit(unit.kelvin),
+                        preset.name.split("@")[0][len("system:"):])
+    return _minimised(molecule)
+
+
+def _canonical(topology: app.Topology, xyz: np.ndarray) -> np.ndarray:
+    """Positions relabelled to the package's canonical order of equivalent hydrogens."""
+    numbers = [atom.element.atomic_number for atom in topology.atoms()]
+    bonds = [(a.index, b.index) for a, b in topology.bonds()]
+    return xyz[canonical_hydrogen_permutation(numbers, bonds, xyz)]
+
+
+def _minimised(molecule: Molecule) -> Molecule:
+    minimised, _ = systems.minimize(molecule.system(), molecule.positions * unit.nanometer)
     molecule.positions = np.asarray(minimised.value_in_unit(unit.nanometer))
     return molecule

@@ -98,6 +98,15 @@ class ForceFieldPreset:
             kwargs["nonbondedCutoff"] = self.cutoff
         return kwargs
 
+    def create(self, topology: app.Topology, hydrogen_mass=None, constraints=None) -> openmm.System:
+        """The System of ``topology`` with this force field (see :func:`create_system`)."""
+        kwargs = self.create_system_arguments()
+        kwargs["constraints"] = CONSTRAINT_OPTIONS[constraint_option(constraints)]
+        mass = _hydrogen_mass(hydrogen_mass)
+        if mass is not None:
+            kwargs["hydrogenMass"] = mass
+        return self.force_field().createSystem(topology, **kwargs)
+
     def as_dict(self) -> dict:
         """A JSON-serialisable description (units: nm, K)."""
         return {
@@ -347,7 +356,8 @@ def create_system(topology: app.Topology, preset: Union[str, ForceFieldPreset] =
     topology : openmm.app.Topology
         With hydrogens, e.g. from ``build_peptide``.
     preset : str or ForceFieldPreset
-        A key of ``PRESETS``.
+        A key of ``PRESETS``, or a preset object (a
+        :class:`openmm_timewarp.lab.system_file.SystemFile` gives its own System).
     hydrogen_mass : openmm.unit.Quantity or float, optional
         Hydrogen mass repartitioning: every hydrogen gets this mass (amu if a float), taken from
         the heavy atom it is bonded to (3 amu allows a 2 fs step without constraints; 4 amu a 4 fs
@@ -359,13 +369,7 @@ def create_system(topology: app.Topology, preset: Union[str, ForceFieldPreset] =
     -------
     openmm.System
     """
-    preset = get_preset(preset)
-    kwargs = preset.create_system_arguments()
-    kwargs["constraints"] = CONSTRAINT_OPTIONS[constraint_option(constraints)]
-    mass = _hydrogen_mass(hydrogen_mass)
-    if mass is not None:
-        kwargs["hydrogenMass"] = mass
-    return preset.force_field().createSystem(topology, **kwargs)
+    return get_preset(preset).create(topology, hydrogen_mass, constraints)
 
 
 def reference_platform() -> openmm.Platform:

@@ -36,8 +36,12 @@ def load_system(system, capped=False, preset=None, temperature_k=None):
     if os.path.isdir(system):
         with open(os.path.join(system, FIT_FILE)) as handle:
             request = json.load(handle)["request"]
-        molecule = load_molecule(os.path.join(system, "structure.pdb"), preset=request["preset"],
-                                 forcefield=request["forcefield"] or None, temperature_K=request["temperature_K"])
+        if request["preset"] is None:  # a fit of a System file: the System, with the fit's minimised structure
+            molecule = load_molecule(request["input"], structure=os.path.join(system, "structure.pdb"),
+                                     temperature_K=request["temperature_K"])
+        else:
+            molecule = load_molecule(os.path.join(system, "structure.pdb"), preset=request["preset"],
+                                     forcefield=request["forcefield"] or None, temperature_K=request["temperature_K"])
         return molecule, os.path.join(system, "model.pt")
     return load_molecule(system, capped, preset or "amber99sbildn-obc", temperature_K=temperature_k), None
 

@@ -45,7 +45,8 @@ class Trajectory:
     directory, name : str
         ``name`` is the run's name (the directory name it was given).
     peptide : str
-        ``systems.peptide_name`` of its sequence: ``"AK"`` or ``"ACE-A-NME"``; splits use this.
+        ``systems.peptide_name`` of its sequence: ``"AK"`` or ``"ACE-A-NME"``; splits use this. For
+        a System file's molecule (no sequence), the molecule's name.
     sequence : str
     capped : bool
     num_atoms, num_frames : int
@@ -80,7 +81,9 @@ class Trajectory:
             self.path = os.path.join(self.directory, meta["files"]["trajectory"])
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{os.path.join(directory, METADATA_FILE)!r} lacks or garbles {error}.") from None
-        self.peptide = peptide_name(self.sequence, self.capped)
+        # a System file's molecule has no sequence: its runs go under the molecule's name
+        molecule = meta.get("settings", {}).get("molecule")
+        self.peptide = peptide_name(self.sequence, self.capped) if self.sequence else str(molecule or self.name)
         if len(self.atomic_numbers) != self.num_atoms:
             raise ValueError(f"{os.path.join(directory, METADATA_FILE)!r}: {len(self.atomic_numbers)} atomic numbers "
                              f"for {self.num_atoms} atoms.")

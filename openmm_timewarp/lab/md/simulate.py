@@ -24,6 +24,7 @@ import openmm
 from openmm import unit
 
 from .. import systems
+from ..system_file import SystemFile, with_bonds
 from ...units import as_quantity, in_unit, optional_quantity
 from .dcd import DCDWriter
 from .rundir import RunDirectory, check_same_settings, new_metadata, read_metadata
@@ -124,6 +125,20 @@ def _starting_structure(sequence, capped, start_pdb, phi, psi):
     return systems.normalize_sequence(sequence), capped, start, None, None
 
 
+def _system_file_start(preset, sequence, start_pdb, phi, psi, name):
+    """(topology, positions, start record, molecule name) of a run of a System file's molecule."""
+    if start_pdb is None or name is None:
+        raise ValueError("a run of a System file needs start_pdb (a PDB of its atoms) and a name.")
+    if sequence is not None or phi is not None or psi is not None:
+        raise ValueError("sequence, phi and psi describe built peptides; a System file's run starts from start_pdb.")
+    topology, positions = systems.read_pdb(start_pdb)
+    if topology.getNumAtoms() != preset.system().getNumParticles():
+        raise ValueError(f"{start_pdb!r} has {topology.getNumAtoms()} atoms, not those of the System in "
+                         f"{preset.path!r}.")
+    return (with_bonds(topology, preset.bonds), positions, {"kind": "pdb", "path": os.path.abspath(start_pdb)},
+            preset.name.split("@")[0][len("system:"):])
+
+
 def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = False, start_pdb: Optional[str] = None,
              phi=None, psi=None, preset: str = systems.DEFAULT_PRESET, temperature_K=None,
              timestep_ps=0.001, friction_per_ps=1.0, hydrogen_mass_amu=None, save_interval_ps=1.0,
@@ -140,7 +155,8 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
     output : str
         Parent directory; the run goes to ``output/<name>``.
     sequence : str, optional
-        One-letter sequence (see ``systems.build_peptide``). Needed unless ``start_pdb`` is given.
+        One-letter sequence (see ``systems.build_peptide``). Needed unless ``start_pdb`` is given
+        (always given, with ``name``, for a System file's molecule).
     capped : bool
         ACE/NME caps (``"A"`` with ``capped=True`` is alanine dipeptide).
     start_pdb : str, optional
@@ -148,8 +164,9 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
         match ``sequence`` when both are given.
     phi, psi : float or openmm.unit.Quantity, optional
         Starting backbone torsions of a built peptide (degrees), e.g. phi=60, psi=40 to start in alphaL.
-    preset : str
-        Force-field preset, a key of ``systems.PRESETS``.
+    preset : str or ForceFieldPreset
+        Force-field preset, a key of ``systems.PRESETS``, or a
+        :class:`openmm_timewarp.lab.system_file.SystemFile` (its System, as it is).
     temperature_K : float or openmm.unit.Quantity, optional
         Kelvin; default the preset's (310 K).
     timestep_ps : float or openmm.unit.Quantity
@@ -197,7 +214,11 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
                          equilibration_ps, production_ps, constraints)
     if checkpoint_interval < 1:
         raise ValueError(f"checkpoint_interval must be at least 1 frame, got {checkpoint_interval}.")
-    sequence, capped, start, topology, positions = _starting_structure(sequence, capped, start_pdb, phi, psi)
+    molecule = None
+    if isinstance(preset, SystemFile):
+        topology, positions, start, molecule = _system_file_start(preset, sequence, start_pdb, phi, psi, name)
+    else:
+        sequence, capped, start, topology, positions = _starting_structure(sequence, capped, start_pdb, phi, psi)
 
     name = name or systems.peptide_name(sequence, capped)
     run = RunDirectory(os.path.join(output, name))
@@ -216,6 +237,8 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
     }
     if schedule.constraints != "none":  # runs made before the option existed resume with the same settings
         settings["constraints"] = schedule.constraints
+    if molecule is not None:
+        settings.update(sequence=None, capped=False, molecule=molecule)
     resume = run.can_resume()
     context, integrator, topology, metadata, frames, wall_time = _open_run(
         run, settings, preset, schedule, name, sequence, capped, phi, psi, topology, positions, platform, seed, resume)
