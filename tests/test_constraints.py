@@ -96,9 +96,10 @@ def cosines(positions):
     return (a * c).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(c, axis=-1)
 
 
-def toy_chain(samples, seed, flow=None, **settings):
+def toy_chain(samples, seed, flow=None, topology=None, **settings):
     """cos(theta) after every pure MH move on toy A (one MH step per move), and the integrator."""
-    system, topology, positions = toy_system()
+    system, own_topology, positions = toy_system()
+    topology = topology or own_topology
     settings = {"moveInterval": 0, "proposalsPerMove": 1, "batchSize": 256, **settings}
     integrator = TimewarpIntegrator(TEMPERATURE, 1.0, 0.001, flow=flow or torch.jit.script(toy_proposal()),
                                     topology=topology, **settings)

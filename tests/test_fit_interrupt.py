@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import pytest
+import torch
 
 from openmm_timewarp.cli import main
 from openmm_timewarp.lab._resumable import ResumableRecord, atomic_write, folder_lock, write_json_atomic
@@ -99,17 +100,19 @@ def test_a_second_fit_on_a_folder_in_use_is_refused_and_the_lock_dies_with_its_h
 def test_an_interrupted_stage_counts_against_the_budget(tmp_path, monkeypatch):
     settings = FitSettings(minutes=10.0, workers=1, check_seconds=5.0)
     fit = Fit(str(tmp_path / "fit"), "A", capped=True, settings=settings, progress=False)
-    # as left by a kill: three stages done, the train stage 100 s in, 40 s of them in finished epochs
+    # as left by a kill: three stages done, the train stage 100 s in, 40 s of them in finished epochs and
+    # 12 s in the part of an epoch the last checkpoint holds
     fit.record["stages"] = {"molecule": {"seconds": 10.0}, "explore": {"seconds": 90.0}, "seeds": {"seconds": 5.0},
                             "md": {"seconds": 200.0}}
     fit.record["running"] = {"train": {"seconds": 100.0, "started": "earlier"}}
     fit._save()
     os.makedirs(fit.path("train"))
-    (tmp_path / "fit" / "train" / "log.csv").write_text("epoch,seconds\n0,25.0\n1,15.0\n")
+    torch.save({"history": [{"seconds": 25.0}, {"seconds": 15.0}], "partial": {"seconds": 12.0}},
+               tmp_path / "fit" / "train" / "checkpoint.pt")
     again = Fit(str(tmp_path / "fit"), "A", capped=True, settings=settings, progress=False)
     assert again.spent_s() == pytest.approx(405.0)
-    # training may run for what is left, plus what its finished epochs already count
-    assert again.training_time_limit_s() == pytest.approx(600.0 - 405.0 - 5.0 - 30.0 + 40.0)
+    # training may run for what is left, plus what its checkpoint already counts
+    assert again.training_time_limit_s() == pytest.approx(600.0 - 405.0 - 5.0 - 30.0 + 52.0)
 
 
 def test_the_stage_clock_records_elapsed_time_as_it_goes(tmp_path, monkeypatch):

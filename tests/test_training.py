@@ -91,6 +91,47 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert [h["val_nll"] for h in whole.history] == [h["val_nll"] for h in resumed.history]
 
 
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_run_killed_within_an_epoch_resumes_from_its_last_batch_exactly(tmp_path, monkeypatch, broken):
+    """Checkpoints within an epoch (here after every batch) keep the batches done and the epoch's generator:
+    a run interrupted in the middle of its second epoch ends as the uninterrupted one. Broken: a resume with
+    the epoch's generator as at its start draws other rotations and noise, and the weights differ."""
+    import openmm_timewarp.lab.training.trainer as trainer
+    from openmm_timewarp.lab.training.trainer import trained_seconds
+
+    train, val = toy_pairs(64, 0), toy_pairs(32, 1)
+    config = TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3, warmup_steps=2, seed=3,
+                         checkpoint_interval_s=0.0)
+    torch.manual_seed(0)
+    whole = train_flow(TimewarpFlow(CONFIG), train, val, collate, config, str(tmp_path / "a"), progress=False)
+    original, calls = trainer._learning_rate_factor, {"n": 0}
+
+    def interrupt(*args):
+        calls["n"] += 1
+        if calls["n"] > 4 + 2:  # 4 batches per epoch: the third batch of the second epoch
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(trainer, "_learning_rate_factor", interrupt)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_flow(TimewarpFlow(CONFIG), train, val, collate, config, str(tmp_path / "b"), progress=False)
+    monkeypatch.setattr(trainer, "_learning_rate_factor", original)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1 and state["partial"]["batches"] == 2 and state["step"] == 6
+    assert trained_seconds(str(tmp_path / "b")) >= state["history"][0]["seconds"] + state["partial"]["seconds"] > 0
+    if broken:  # the epoch's generator as at its start, not as the checkpoint left it
+        state["partial"]["generator"] = torch.Generator().manual_seed(config.seed * 100003 + 1).get_state()
+        torch.save(state, tmp_path / "b" / "checkpoint.pt")
+    torch.manual_seed(0)
+    resumed = train_flow(TimewarpFlow(CONFIG), train, val, collate, config, str(tmp_path / "b"), progress=False)
+    same = all(torch.equal(a, b) for a, b in zip(whole.flow.state_dict().values(), resumed.flow.state_dict().values()))
+    assert same != broken
+    if not broken:
+        assert [h["val_nll"] for h in whole.history] == [h["val_nll"] for h in resumed.history]
+        assert [h["train_nll"] for h in whole.history] == [h["train_nll"] for h in resumed.history]
+
+
 def test_patience_stops_after_the_best_epoch_and_keeps_its_weights(tmp_path, monkeypatch):
     import openmm_timewarp.lab.training.trainer as trainer
 

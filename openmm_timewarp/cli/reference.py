@@ -8,6 +8,8 @@ Examples::
     openmm-timewarp reference peptide.pdb --minutes 60 -o refs/peptide
     # more replicas, spread over 4 MPI ranks
     mpirun -n 4 openmm-timewarp reference AAA --capped --replicas 16 -o refs/aaa
+    # any molecule: a serialised System and a PDB of its atoms (populations of its soft torsions)
+    openmm-timewarp reference system.xml structure.pdb --ns 5 -o refs/ligand
 
 The folder holds the run's storage, ``reference.json`` (read by ``benchmark`` and ``analyze``) and
 ``torsions.npz``; see :mod:`openmm_timewarp.lab.reference_run`.
@@ -16,7 +18,9 @@ The folder holds the run's storage, ``reference.json`` (read by ``benchmark`` an
 
 def add_arguments(parser):
     parser.add_argument("input", metavar="INPUT",
-                        help="a PDB file of a peptide, or a one-letter sequence (A with --capped: alanine dipeptide)")
+                        help="a PDB file of a peptide, a one-letter sequence (A with --capped: alanine dipeptide), "
+                             "or a serialised System (system.xml) followed by a PDB of its atoms")
+    parser.add_argument("structure", nargs="?", help="with a System input: a PDB of its atoms, in its order")
     parser.add_argument("-o", "--output", required=True, metavar="REF",
                         help="output folder (run storage, reference.json, torsions.npz); rerunning continues it")
     parser.add_argument("--capped", action="store_true", help="sequences: ACE/NME caps instead of zwitterionic termini")
@@ -54,15 +58,22 @@ def settings_from(args):
 def prepare(args):
     """The molecule and settings of a command, checked (ValueError or FileNotFoundError before any run)."""
     from ..lab.analysis.peptide import PeptideObservables
-    from ..lab.molecule import load_molecule
+    from ..lab.molecule import is_system_file, load_molecule
 
     settings = settings_from(args)
     settings.check(args.temperature_k)
     from ..lab.systems import DEFAULT_PRESET
 
-    molecule = load_molecule(args.input, capped=args.capped, preset=args.preset or DEFAULT_PRESET, forcefield=args.forcefield,
-                             temperature_K=args.temperature_k)
-    PeptideObservables(molecule.topology)
+    system_file = is_system_file(args.input)
+    if system_file and args.preset:
+        raise ValueError("--preset does not apply to a System file: its force field is its own.")
+    if args.structure is not None and not system_file:
+        raise ValueError(f"a second file ({args.structure!r}) goes with a System input (system.xml structure.pdb) "
+                         "only.")
+    molecule = load_molecule(args.input, capped=args.capped, preset=None if system_file else args.preset or DEFAULT_PRESET,
+                             forcefield=args.forcefield, temperature_K=args.temperature_k, structure=args.structure)
+    if not system_file:
+        PeptideObservables(molecule.topology)  # a PDB or sequence input is a peptide
     settings.check(molecule.temperature_K)
     return molecule, settings
 

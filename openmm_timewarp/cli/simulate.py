@@ -9,6 +9,8 @@ Examples::
     openmm-timewarp simulate A --capped --temperature-k 600 --name ACE-A-NME-600K -o data/ad
     # training dipeptides, shard 0 of 4, two worker processes
     openmm-timewarp simulate --sequences-file dipeptide-splits.json --split train --shard 0/4 --workers 2 -o data/2aa
+    # any molecule: a serialised System and a PDB of its atoms (its force field and constraints as they are)
+    openmm-timewarp simulate system.xml structure.pdb --timestep-fs 2 -o data/ligand
 
 Rerunning a command continues its runs from their last checkpoints. Flags that take a number in a
 unit name the unit (``--timestep-fs``, ``--production-ns``, ...); they cannot be abbreviated.
@@ -24,7 +26,8 @@ def add_arguments(parser):
     # No prefixes: "--timestep" must not pass for "--timestep-fs" (a number without its unit).
     parser.allow_abbrev = False
     parser.add_argument("sequences", nargs="*", metavar="SEQUENCE",
-                        help="one-letter peptide sequences, e.g. AK AKWE (or A with --capped for alanine dipeptide)")
+                        help="one-letter peptide sequences, e.g. AK AKWE (or A with --capped for alanine dipeptide); "
+                             "or a serialised System (system.xml) and a PDB of its atoms")
     parser.add_argument("-o", "--output", required=True, help="parent directory; each run writes OUTPUT/<name>/")
     parser.add_argument("--sequences-file", help="sequences: a text file (whitespace-separated, # comments), a JSON list, "
                                                  "or a JSON splits file (keys train/validation/test) with --split")
@@ -40,8 +43,9 @@ def add_arguments(parser):
                         help="time step, femtoseconds (default 1; 2 with --hydrogen-mass-amu 3)")
     parser.add_argument("--friction-per-ps", type=float, default=1.0, help="collision rate, 1/ps (default 1)")
     parser.add_argument("--hydrogen-mass-amu", type=float, help="hydrogen mass repartitioning, amu (e.g. 3)")
-    parser.add_argument("--constraints", choices=("none", "hbonds"), default="none",
-                        help="bond constraints (hbonds: bonds to hydrogen; with --hydrogen-mass-amu 4 --timestep-fs 4)")
+    parser.add_argument("--constraints", choices=("none", "hbonds"),
+                        help="bond constraints (default none; a System file's own). hbonds: bonds to hydrogen, with "
+                             "--hydrogen-mass-amu 4 --timestep-fs 4")
     parser.add_argument("--save-interval-ps", type=float, default=1.0, help="picoseconds between saved frames (default 1)")
     parser.add_argument("--equilibration-ps", type=float, default=100.0,
                         help="picoseconds of unsaved MD after minimisation (default 100)")
@@ -81,11 +85,43 @@ def read_sequences(path, split=None):
     return [word for line in text.splitlines() for word in line.split("#", 1)[0].split()]
 
 
+def _system_file_run(args, kwargs):
+    """The one run of a System file's molecule (``simulate system.xml structure.pdb``)."""
+    from ..lab.md.simulate import simulate
+    from ..lab.system_file import load_system_file
+
+    if len(args.sequences) > 2 or (len(args.sequences) == 2) == bool(args.start_pdb):
+        raise ValueError("a System file runs from one structure: simulate system.xml structure.pdb.")
+    for flag, value in (("--preset", args.preset), ("--capped", args.capped), ("--phi", args.phi),
+                        ("--psi", args.psi), ("--sequences-file", args.sequences_file)):
+        if value:
+            raise ValueError(f"{flag} does not apply to a System file: its molecule and force field are its own.")
+    structure = args.start_pdb or args.sequences[1]
+    preset = load_system_file(args.sequences[0], structure, args.temperature_k)[2]
+    kwargs = dict(kwargs, preset=preset, capped=False, phi=None, psi=None)
+    return simulate(args.output, start_pdb=structure, name=args.name or preset.molecule_name,
+                    progress=not args.no_progress, **kwargs)
+
+
 def run(args):
+    from ..lab.molecule import is_system_file
     from ..lab.systems import DEFAULT_PRESET, parse_sequence
     from ..lab.md.pool import parse_shard, simulate_many
     from ..lab.md.simulate import simulate
 
+    kwargs = dict(capped=args.capped, phi=args.phi, psi=args.psi, preset=args.preset or DEFAULT_PRESET, temperature_K=args.temperature_k,
+                  timestep_ps=args.timestep_fs / 1000.0, friction_per_ps=args.friction_per_ps,
+                  hydrogen_mass_amu=args.hydrogen_mass_amu, save_interval_ps=args.save_interval_ps,
+                  equilibration_ps=args.equilibration_ps, production_ps=args.production_ns * 1000.0, seed=args.seed, platform=args.platform, checkpoint_interval=args.checkpoint_interval,
+                  constraints=args.constraints)
+    if args.sequences and is_system_file(args.sequences[0]):
+        try:
+            results = [_system_file_run(args, kwargs)]
+        except (ValueError, FileNotFoundError) as error:
+            print(f"openmm-timewarp simulate: error: {error}", file=sys.stderr)
+            return 2
+        return _report(results, args.shard)
+    kwargs["constraints"] = args.constraints or "none"
     try:
         sequences = list(args.sequences)
         if args.sequences_file:
@@ -103,11 +139,6 @@ def run(args):
         print(f"openmm-timewarp simulate: error: {error}", file=sys.stderr)
         return 2
 
-    kwargs = dict(capped=args.capped, phi=args.phi, psi=args.psi, preset=args.preset or DEFAULT_PRESET, temperature_K=args.temperature_k,
-                  timestep_ps=args.timestep_fs / 1000.0, friction_per_ps=args.friction_per_ps,
-                  hydrogen_mass_amu=args.hydrogen_mass_amu, save_interval_ps=args.save_interval_ps,
-                  equilibration_ps=args.equilibration_ps, production_ps=args.production_ns * 1000.0, seed=args.seed, platform=args.platform, checkpoint_interval=args.checkpoint_interval,
-                  constraints=args.constraints)
     if args.start_pdb or args.name:
         try:
             results = [simulate(args.output, sequences[0] if sequences else None, start_pdb=args.start_pdb,
@@ -118,6 +149,11 @@ def run(args):
     else:
         results = simulate_many(sequences, args.output, workers=args.workers, shard=shard,
                                 progress=not args.no_progress, **kwargs)
+    return _report(results, args.shard)
+
+
+def _report(results, shard):
+    """Print each run's outcome; the exit status (1 if any failed)."""
     failed = 0
     for result in results:
         if result.error:
@@ -127,5 +163,5 @@ def run(args):
             print(f"{result.name}: {result.frames} frames ({result.new_frames} new), "
                   f"{'complete' if result.complete else 'incomplete'} -> {result.directory}")
     if not results:
-        print(f"shard {args.shard} has no sequences")
+        print(f"shard {shard} has no sequences")
     return 1 if failed else 0

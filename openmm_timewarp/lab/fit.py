@@ -33,7 +33,6 @@ them, and ``DIR/.lock`` (an OS lock that dies with its holder) refuses a second 
 never reads a reference; ``openmm-timewarp reference`` makes one independently.
 """
 
-import csv
 import datetime
 import math
 import os
@@ -48,6 +47,7 @@ import numpy as np
 from openmm import unit
 
 from ._resumable import ResumableRecord, atomic_write, folder_lock
+from .analysis.observables import observables_of
 from .workers import worker_pool
 
 FIT_FILE = "fit.json"
@@ -257,21 +257,6 @@ def farthest_points(features: np.ndarray, count: int, rng: np.random.Generator) 
     return np.asarray(chosen)
 
 
-def observables_of(topology):
-    """The torsions seeds spread over and the check reports: a peptide's backbone and chi1
-    (:class:`~openmm_timewarp.lab.analysis.peptide.PeptideObservables`), else every soft torsion of
-    the bond graph (:class:`~openmm_timewarp.lab.analysis.soft_torsions.SoftTorsionObservables`)."""
-    from .analysis.peptide import PeptideObservables
-    from .analysis.soft_torsions import SoftTorsionObservables
-    from .systems import sequence_of
-
-    try:
-        sequence_of(topology)
-        return PeptideObservables(topology)
-    except ValueError:
-        return SoftTorsionObservables(topology)
-
-
 def choose_seeds(observables, explored: List[np.ndarray], count: int, seed: int) -> np.ndarray:
     """Seed structures [count, N, 3]: half farthest-point over all replicas, half from the target temperature."""
     rng = np.random.default_rng(seed)
@@ -420,17 +405,15 @@ class Fit:
     def training_time_limit_s(self) -> float:
         """Training time for the train stage: what the budget leaves after everything else.
 
-        The trainer counts the seconds of its finished epochs (``train/log.csv``) against its limit,
-        so those are added back: they are already in :meth:`spent_s` through the train stage's clock.
+        The trainer counts the seconds of training its checkpoint holds (finished epochs and part of
+        one) against its limit, so those are added back: they are already in :meth:`spent_s`
+        through the train stage's clock.
         """
+        from .training.trainer import trained_seconds
+
         s = self.settings
-        trained = 0.0
-        log = self.path("train", "log.csv")
-        if os.path.isfile(log):
-            with open(log, newline="") as handle:
-                trained = sum(float(row["seconds"]) for row in csv.DictReader(handle))
         left = s.minutes * 60.0 - self.spent_s() - s.check_seconds - 30.0
-        return max(left, 60.0) + trained
+        return max(left, 60.0) + trained_seconds(self.path("train"))
 
     def path(self, *parts) -> str:
         return os.path.join(self.directory, *parts)

@@ -152,7 +152,7 @@ def _load_system_file(source: str, structure: Optional[str], capped: bool, force
         raise ValueError("--capped and --forcefield do not apply to a System file: its force field is its own.")
     topology, xyz, preset = load_system_file(source, structure, temperature_K)
     molecule = Molecule(topology, _canonical(topology, xyz), preset, preset.temperature.value_in_unit(unit.kelvin),
-                        preset.name.split("@")[0][len("system:"):])
+                        preset.molecule_name)
     return _minimised(molecule)
 
 

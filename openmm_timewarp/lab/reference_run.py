@@ -92,7 +92,8 @@ from openmm import unit
 
 from ._resumable import atomic_write, check_settings
 from .analysis import mbar
-from .analysis.peptide import PeptideObservables, dihedrals
+from .analysis.observables import observables_of
+from .analysis.peptide import dihedrals
 from .analysis.reference import Reference, reference_from_samples, save_reference
 from .samplers.base import steps_in
 from .samplers.replica_exchange import geometric_ladder, replica_count
@@ -231,7 +232,7 @@ class RunData:
                              f"uses the target temperature's samples alone.") from error
 
 
-def torsion_atoms(observables: PeptideObservables) -> np.ndarray:
+def torsion_atoms(observables) -> np.ndarray:
     """The atoms of every torsion (sorted, unique): what the storage keeps every iteration."""
     return np.unique(observables.quads())
 
@@ -420,7 +421,7 @@ def run_sampler(sampler, settings: ReferenceSettings, directory, progress: bool 
     return sampler.iteration
 
 
-def read_run(directory, observables: PeptideObservables, last_iteration: int) -> RunData:
+def read_run(directory, observables, last_iteration: int) -> RunData:
     """The stored iterations 0..``last_iteration`` of a run (see :class:`RunData`)."""
     import netCDF4
     from openmmtools import multistate
@@ -461,7 +462,7 @@ def analyse(molecule, settings: ReferenceSettings, data: RunData, provenance: Di
         provenance["kish_effective_samples"] = round(mbar.kish_effective_size(log_w), 1)
     else:
         values, log_w = data.target_torsions(first), None
-    return reference_from_samples(PeptideObservables(molecule.topology), values, molecule=molecule.name,
+    return reference_from_samples(observables_of(molecule.topology), values, molecule=molecule.name,
                                   temperature_K=molecule.temperature_K, preset=molecule.preset_name,
                                   log_weights=log_w, num_blocks=settings.num_blocks,
                                   simulated_ns=iterations * settings.iteration_ps / 1000.0, provenance=provenance)
@@ -530,12 +531,15 @@ def make_reference(molecule, directory, settings: Optional[ReferenceSettings] = 
     Raises
     ------
     ValueError
-        Not a peptide, impossible settings, or a stored run with other settings.
+        Impossible settings, or a stored run with other settings.
     """
     started = time.monotonic()
     settings = settings or ReferenceSettings()
     settings.check(molecule.temperature_K)
-    observables = PeptideObservables(molecule.topology)
+    observables = observables_of(molecule.topology)
+    if not observables.names:
+        raise ValueError(f"{molecule.name} has no soft torsion: a reference of torsion states has nothing to "
+                         "estimate.")
     atoms = torsion_atoms(observables)
     directory = Path(directory)
     sampler, reporter = open_sampler(molecule, settings, directory, atoms)

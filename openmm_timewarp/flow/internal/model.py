@@ -367,6 +367,11 @@ class InternalCoordinateFlow(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def _std(rows: torch.Tensor) -> torch.Tensor:
+    """Per-column standard deviation of rows [F, C]; empty for no columns (a molecule of three atoms has no torsions)."""
+    return rows.std(0) if rows.shape[-1] > 0 else rows.new_zeros(0)
+
+
 def standardization(bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.Tensor, floor: float = 1e-3):
     """Means and spreads from data rows [F, ...]: bonds, angles, torsions (circular), and the rigid torsions.
 
@@ -381,9 +386,9 @@ def standardization(bonds: torch.Tensor, angles: torch.Tensor, torsions: torch.T
     offset = torch.angle(resultant)
     spread = torch.sqrt(-2.0 * torch.log(resultant.abs().clamp(1e-12, 1.0)))
     deviation = wrap_angle(torsions - offset)
-    return {"bond_mean": bonds.mean(0), "bond_std": bonds.std(0).clamp_min(floor * bonds.mean(0).abs().clamp_min(1e-3)),
-            "angle_mean": angles.mean(0), "angle_std": angles.std(0).clamp_min(floor), "torsion_offset": offset,
-            "torsion_std": deviation.std(0).clamp_min(floor),
+    return {"bond_mean": bonds.mean(0), "bond_std": _std(bonds).clamp_min(floor * bonds.mean(0).abs().clamp_min(1e-3)),
+            "angle_mean": angles.mean(0), "angle_std": _std(angles).clamp_min(floor), "torsion_offset": offset,
+            "torsion_std": _std(deviation).clamp_min(floor),
             "rigid": [int(i) for i in torch.nonzero(spread < RIGID_SPREAD).flatten()]}
 
 

@@ -115,16 +115,27 @@ def _farthest(start: int, allowed: Sequence[bool], neighbours: List[List[int]]) 
     return last, parent
 
 
-def longest_heavy_path(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]]) -> List[int]:
-    """A longest chain of heavy atoms (two breadth-first sweeps): the backbone when none is given."""
-    neighbours = _neighbours(len(atomic_numbers), bonds)
-    heavy = [z != _HYDROGEN for z in atomic_numbers]
-    start = next((i for i, h in enumerate(heavy) if h), 0)
-    end, _ = _farthest(start, heavy, neighbours)
-    other, parent = _farthest(end, heavy, neighbours)
+def _longest_path(allowed: Sequence[bool], neighbours: List[List[int]]) -> List[int]:
+    """A longest chain within ``allowed`` atoms (two breadth-first sweeps; exact on trees)."""
+    start = next((i for i, a in enumerate(allowed) if a), 0)
+    end, _ = _farthest(start, allowed, neighbours)
+    other, parent = _farthest(end, allowed, neighbours)
     path = [other]
     while parent[path[-1]] != -1:
         path.append(parent[path[-1]])
+    return path
+
+
+def longest_heavy_path(atomic_numbers: Sequence[int], bonds: Sequence[Tuple[int, int]]) -> List[int]:
+    """The backbone when none is given: a longest chain of heavy atoms.
+
+    A molecule with fewer than three heavy atoms in a chain (water, methane, ethane, methanol)
+    is rooted on a longest chain of any atoms instead, hydrogens included.
+    """
+    neighbours = _neighbours(len(atomic_numbers), bonds)
+    path = _longest_path([z != _HYDROGEN for z in atomic_numbers], neighbours)
+    if len(path) < 3:
+        path = _longest_path([True] * len(atomic_numbers), neighbours)
     return path
 
 

@@ -144,6 +144,11 @@ class PeptideObservables:
         pool = both or self.residues
         return pool[(len(pool) - 1) // 2]
 
+    def biased_torsions(self) -> List[Tuple[int, int, int, int]]:
+        """The torsions metadynamics biases: phi and psi of the :attr:`central` residue."""
+        central = self.central
+        return [self.torsions[i].atoms for i in (central.phi, central.psi) if i is not None]
+
     def quads(self) -> np.ndarray:
         return np.asarray([t.atoms for t in self.torsions], dtype=np.int64)
 

@@ -8,11 +8,13 @@ counts too; it simply stays in one state.
 
 The torsion is a-b-c-d with a and d the heaviest other neighbours of b and c (lowest index on
 ties). Every torsion has three states on (-180, 180]: ``gauche+`` [0, 120), ``gauche-`` [-120, 0)
-and ``trans`` (the rest), named ``<a>-<b>-<c>-<d>:<state>`` by atom names.
+and ``trans`` (the rest), named ``<a>-<b>-<c>-<d>:<state>`` by atom names. The extra states are
+that torsion's histogram: six bins of 60 degrees from -180, named ``<torsion>:-180..-120`` and so on.
 
 :class:`SoftTorsionObservables` has the interface of
-:class:`openmm_timewarp.lab.analysis.peptide.PeptideObservables` that ``fit`` uses: ``values``
-(degrees), ``state_names`` and ``indicators``.
+:class:`openmm_timewarp.lab.analysis.peptide.PeptideObservables` that fits, references and
+benchmarks use: ``values`` (degrees), ``state_names``, ``indicators``, ``residues`` (none: there
+are no Ramachandran residues) and ``biased_torsions``.
 """
 
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ import numpy as np
 from .peptide import dihedrals
 
 STATES = ("gauche+", "gauche-", "trans")
+BIN_EDGES = tuple(range(-180, 181, 60))  # degrees: the histogram of the extra states
+BINS = tuple(f"{lo}..{hi}" for lo, hi in zip(BIN_EDGES, BIN_EDGES[1:]))
 
 
 def _neighbours(count: int, bonds) -> List[List[int]]:
@@ -90,6 +94,15 @@ class SoftTorsionObservables:
         self.quadruples = soft_torsions(numbers, bonds)
         self.names = ["-".join(atoms[k].name for k in quad) for quad in self.quadruples]
 
+    @property
+    def residues(self) -> list:
+        """No residues with Ramachandran states (no joint states, no Ramachandran histograms)."""
+        return []
+
+    def biased_torsions(self) -> List[Tuple[int, int, int, int]]:
+        """The torsions metadynamics biases: the first two soft torsions."""
+        return list(self.quadruples[:2])
+
     def quads(self) -> np.ndarray:
         return np.asarray(self.quadruples, dtype=np.int64).reshape(-1, 4)
 
@@ -101,14 +114,18 @@ class SoftTorsionObservables:
         return dihedrals(positions, self.quads())
 
     def state_names(self, extra: bool = False) -> List[str]:
-        return [f"{name}:{state}" for name in self.names for state in STATES]
+        """``<torsion>:<state>`` of every torsion (and, with ``extra``, its 60-degree bins)."""
+        return [f"{name}:{state}" for name in self.names for state in STATES + (BINS if extra else ())]
 
     def indicators(self, values: np.ndarray, extra: bool = True) -> Dict[str, np.ndarray]:
-        """Boolean indicator of every torsion's every state for rows [F, T]."""
+        """Boolean indicator of every torsion's every state (and, with ``extra``, bin) for rows [F, T]."""
         values = np.atleast_2d(values)
         out: Dict[str, np.ndarray] = {}
         for k, name in enumerate(self.names):
             angle = values[:, k]
             plus, minus = (angle >= 0.0) & (angle < 120.0), (angle >= -120.0) & (angle < 0.0)
             out.update({f"{name}:gauche+": plus, f"{name}:gauche-": minus, f"{name}:trans": ~(plus | minus)})
+            if extra:
+                index = np.clip(np.searchsorted(BIN_EDGES, angle, side="right") - 1, 0, len(BINS) - 1)
+                out.update({f"{name}:{label}": index == b for b, label in enumerate(BINS)})
         return out

@@ -62,7 +62,8 @@ def error_vs_time_figure(result: Dict[str, Any], path: str) -> str:
     ax.set_xlabel("wall-clock seconds (per core)")
     ax.set_ylabel("worst |ln(p / p_ref)| (kT)")
     ax.set_title(f"{result['title']}: error of the checked states")
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # none without a reference
+        ax.legend(fontsize="small")
     figure.savefig(path, dpi=100)
     return path
 

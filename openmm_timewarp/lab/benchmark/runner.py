@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ... import __version__
-from ..analysis.peptide import PeptideObservables
+from ..analysis.observables import observables_of
 from ..jsonio import dump_json
 from ..samplers import equilibrate, run_for
 from ..workers import worker_pool
@@ -40,7 +40,7 @@ def _replica(method_name: str, molecule, seed: int, budget_s: float, options: Di
              start: np.ndarray) -> Dict[str, Any]:
     """One replica of one method (in a worker process)."""
     method = get_method(method_name)
-    observables = PeptideObservables(molecule.topology)
+    observables = observables_of(molecule.topology)
     sampler = method.build(molecule, seed, options)
     recording = run_for(sampler, start, budget_s, observables.values)
     return {"wall_s": recording.wall_s, "values": recording.values.astype(np.float32),
@@ -88,7 +88,7 @@ def run_benchmark(molecule, methods: Sequence[str], budget_s: float, repeats: in
     for name in methods:
         get_method(name)  # unknown names fail before any work
     cores = max(1, min(cores or os.cpu_count() or 1, repeats))
-    observables = PeptideObservables(molecule.topology)
+    observables = observables_of(molecule.topology)
     starts = [equilibrate(molecule, EQUILIBRATION_PS, seed + k) for k in range(repeats)]
     recordings: Dict[str, List[Dict[str, Any]]] = {}
     with worker_pool(cores) as pool:

@@ -153,11 +153,24 @@ class Trajectory:
                                  "regenerate the trajectory.")
         return np.stack([records["x"], records["y"], records["z"]], axis=-1).astype(np.float32) * np.float32(0.1)
 
-    def bonds(self) -> List[Tuple[int, int]]:
-        """Bonded atom pairs from the run's topology."""
+    def topology(self):
+        """The run's topology (``openmm.app.Topology``), with a System file's bonds as its run recorded them.
+
+        A PDB read back gets its residues' template bonds and loses the bonds between standard
+        residues that CONECT records do not carry (a cyclic peptide's closing bond): a System
+        file's molecular graph comes from the run's metadata instead.
+        """
         from openmm import app
 
-        return [(a.index, b.index) for a, b in app.PDBFile(self.topology_path()).topology.bonds()]
+        from ..system_file import with_bonds
+
+        topology = app.PDBFile(self.topology_path()).topology
+        bonds = self.metadata.get("settings", {}).get("bonds")
+        return topology if bonds is None else with_bonds(topology, bonds)
+
+    def bonds(self) -> List[Tuple[int, int]]:
+        """Bonded atom pairs of the run's molecule (:meth:`topology`)."""
+        return [(a.index, b.index) for a, b in self.topology().bonds()]
 
     def hydrogen_relabelling(self) -> np.ndarray:
         """The permutation that gives this run's equivalent hydrogens the package's canonical order.

@@ -136,7 +136,7 @@ def _system_file_start(preset, sequence, start_pdb, phi, psi, name):
         raise ValueError(f"{start_pdb!r} has {topology.getNumAtoms()} atoms, not those of the System in "
                          f"{preset.path!r}.")
     return (with_bonds(topology, preset.bonds), positions, {"kind": "pdb", "path": os.path.abspath(start_pdb)},
-            preset.name.split("@")[0][len("system:"):])
+            preset.molecule_name)
 
 
 def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = False, start_pdb: Optional[str] = None,
@@ -195,8 +195,9 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
     name : str, optional
         Directory name; default ``systems.peptide_name(sequence, capped)``.
     constraints : {None, "none", "hbonds", "allbonds"}
-        Bond constraints (recorded in the run's settings; training reads them). The fastest valid
-        setting: ``constraints="hbonds", hydrogen_mass_amu=4, timestep_ps=0.004``.
+        Bond constraints (recorded in the run's settings; training reads them); default none, or a
+        System file's own. The fastest valid setting: ``constraints="hbonds", hydrogen_mass_amu=4,
+        timestep_ps=0.004``.
 
     Returns
     -------
@@ -210,6 +211,9 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
         A Quantity in units of the wrong dimension.
     """
     preset = systems.get_preset(preset)
+    if isinstance(preset, SystemFile):  # its own constraints, checked before anything is written
+        preset.check_constraints(constraints)
+        constraints = preset.constraints
     schedule = _schedule(preset, temperature_K, timestep_ps, friction_per_ps, hydrogen_mass_amu, save_interval_ps,
                          equilibration_ps, production_ps, constraints)
     if checkpoint_interval < 1:
@@ -237,8 +241,8 @@ def simulate(output: str, sequence: Optional[str] = None, *, capped: bool = Fals
     }
     if schedule.constraints != "none":  # runs made before the option existed resume with the same settings
         settings["constraints"] = schedule.constraints
-    if molecule is not None:
-        settings.update(sequence=None, capped=False, molecule=molecule)
+    if molecule is not None:  # a PDB read back would take template bonds: the run records the System's graph
+        settings.update(sequence=None, capped=False, molecule=molecule, bonds=[list(b) for b in preset.bonds])
     resume = run.can_resume()
     context, integrator, topology, metadata, frames, wall_time = _open_run(
         run, settings, preset, schedule, name, sequence, capped, phi, psi, topology, positions, platform, seed, resume)

@@ -16,7 +16,7 @@ class MDSettings:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
-    constraints: str = "none"  # or "hbonds" (bonds to hydrogen constrained)
+    constraints: Optional[str] = None  # the molecule's own (none for a peptide, a System file's), or "hbonds"
     record_interval_ps: float = 0.5
 
 

@@ -1,7 +1,8 @@
 """Well-tempered metadynamics (``openmm.app.Metadynamics``) on the central residue's phi and psi.
 
 Two collective variables, periodic on [-pi, pi): the phi and psi of the peptide's central residue
-(:attr:`openmm_timewarp.lab.analysis.peptide.PeptideObservables.central`). Each sample carries the
+(:attr:`openmm_timewarp.lab.analysis.peptide.PeptideObservables.central`), or for another molecule
+its first two soft torsions (``biased_torsions`` of its observables). Each sample carries the
 reweighting factor exp((V(s, t) - c(t)) / kT), with V the bias at the time of the sample and c(t)
 the Tiwary-Parrinello offset of the well-tempered bias, so that weighted averages over the
 samples estimate Boltzmann averages. V and c are the ones the sample was drawn under: at a step
@@ -17,7 +18,7 @@ import openmm
 from openmm import app, unit
 from scipy.special import logsumexp
 
-from ..analysis.peptide import PeptideObservables
+from ..analysis.observables import observables_of
 from .base import Sampler, fastest_platform, langevin, positions_of, steps_in
 
 
@@ -62,7 +63,7 @@ class MetadynamicsSettings:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
-    constraints: str = "none"  # or "hbonds" (bonds to hydrogen constrained)
+    constraints: Optional[str] = None  # the molecule's own (none for a peptide, a System file's), or "hbonds"
 
 
 class Metadynamics(Sampler):
@@ -71,9 +72,9 @@ class Metadynamics(Sampler):
     def __init__(self, molecule, seed=1, settings: Optional[MetadynamicsSettings] = None):
         super().__init__(molecule, seed)
         self.settings = settings or MetadynamicsSettings()
-        observables = PeptideObservables(molecule.topology)
-        central = observables.central
-        self.variables = [observables.torsions[i].atoms for i in (central.phi, central.psi) if i is not None]
+        self.variables = observables_of(molecule.topology).biased_torsions()
+        if not self.variables:
+            raise ValueError(f"{molecule.name} has no soft torsion for metadynamics to bias.")
         self.unit = f"{self.settings.record_interval_ps:g} ps of biased MD"
 
     def setup(self, positions: np.ndarray) -> None:

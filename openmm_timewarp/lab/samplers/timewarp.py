@@ -31,7 +31,7 @@ class TimewarpSettings:
     timestep_fs: float = 2.0
     hydrogen_mass_amu: Optional[float] = 3.0
     friction_per_ps: float = 1.0
-    constraints: str = "none"
+    constraints: Optional[str] = None  # the molecule's own (none for a peptide, a System file's), or "hbonds"
 
 
 class TimewarpSampler(Sampler):

@@ -140,8 +140,6 @@ def load_molecule_runs(data: Sequence[str]):
     ValueError
         The runs hold more than one molecule.
     """
-    from openmm import app
-
     trajectories = [t for t in find_trajectories(data) if t.num_frames > 0]
     if not trajectories:
         raise ValueError(f"no frames in the runs under {', '.join(data)}")
@@ -150,16 +148,16 @@ def load_molecule_runs(data: Sequence[str]):
     if len(peptides) != 1 or len(numbers) != 1:
         raise ValueError(f"the internal family models one molecule; the runs hold {', '.join(peptides)}.")
     frames = []
-    for trajectory in trajectories:
-        permutation = trajectory.hydrogen_relabelling()
+    permutations = [trajectory.hydrogen_relabelling() for trajectory in trajectories]
+    for trajectory, permutation in zip(trajectories, permutations):
         relabel = not np.array_equal(permutation, np.arange(len(permutation)))
-        if relabel:
+        if relabel and any(not np.array_equal(permutation, other) for other in permutations):
             warnings.warn(f"run {trajectory.directory} carries equivalent hydrogens in the other cyclic order (a "
                           "permutational isomer of the other runs); its frames are relabelled.", RuntimeWarning,
                           stacklevel=2)
         positions = trajectory.frames()
         frames.append(positions[:, permutation] if relabel else positions)
-    topology = app.PDBFile(trajectories[0].topology_path()).topology
+    topology = trajectories[0].topology()
     return trajectories, frames, topology
 
 

@@ -2,8 +2,10 @@
 
 AdamW with linear warm-up and cosine decay, gradient clipping, an exponential moving average of
 the weights (used for validation and export), validation every epoch, a CSV log, and a
-checkpoint after every epoch from which a run resumes exactly: the data order and every random
-draw of epoch k come from generators seeded by (seed, k).
+checkpoint after every epoch and every ``checkpoint_interval_s`` within one, from which a run
+resumes exactly: the data order and every random draw of epoch k come from a generator seeded by
+(seed, k), whose state a checkpoint within the epoch keeps with the number of batches done. A
+killed run loses at most ``checkpoint_interval_s`` of training.
 
 What a batch means is the family's business: :func:`train_flow` takes a ``loss(flow, batch,
 generator, config, training)`` returning the mean negative log-likelihood per atom. The default,
@@ -62,6 +64,8 @@ class TrainConfig:
     patience : int, optional
         Stop when the validation NLL has not improved for this many epochs (the weights kept are
         the best ones either way).
+    checkpoint_interval_s : float
+        Seconds of training between checkpoints within an epoch (a run may be resumed with another).
     """
 
     epochs: int = 20
@@ -80,6 +84,7 @@ class TrainConfig:
     max_validation_pairs: int = 4096
     time_limit_s: Optional[float] = None
     patience: Optional[int] = None
+    checkpoint_interval_s: float = 60.0
 
 
 def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
@@ -159,14 +164,19 @@ def batch_tensors(batch):
     return tuple(batch)
 
 
-def _batches(dataset, batch_size: int, generator: torch.Generator, collate: Callable, shuffle: bool,
-             limit: Optional[int] = None):
+def _order(dataset, generator: torch.Generator, shuffle: bool, limit: Optional[int] = None) -> List[int]:
+    """The items of an epoch: a random permutation (drawn from ``generator``), or evenly spaced ones."""
     if shuffle:
-        order = torch.randperm(len(dataset), generator=generator).tolist()[:limit]
-    else:
-        stride = max(1, len(dataset) // limit) if limit else 1
-        order = list(range(0, len(dataset), stride))[:limit]
-    for start in range(0, len(order), batch_size):
+        return torch.randperm(len(dataset), generator=generator).tolist()[:limit]
+    stride = max(1, len(dataset) // limit) if limit else 1
+    return list(range(0, len(dataset), stride))[:limit]
+
+
+def _batches(dataset, batch_size: int, generator: torch.Generator, collate: Callable, shuffle: bool,
+             limit: Optional[int] = None, order: Optional[List[int]] = None, skip: int = 0):
+    """Collated batches of ``order`` (default :func:`_order`), from batch ``skip`` on."""
+    order = _order(dataset, generator, shuffle, limit) if order is None else order
+    for start in range(skip * batch_size, len(order), batch_size):
         yield collate([dataset[i] for i in order[start:start + batch_size]])
 
 
@@ -229,7 +239,8 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     collate : callable
     config : TrainConfig
     out_dir : str, optional
-        Where ``checkpoint.pt`` (every epoch) and ``log.csv`` go. Without it nothing is written.
+        Where ``checkpoint.pt`` (every epoch, and every ``config.checkpoint_interval_s`` within
+        one) and ``log.csv`` go. Without it nothing is written.
     progress : bool
         Show a progress bar.
     loss : callable
@@ -252,7 +263,7 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
     optimizer = torch.optim.AdamW(flow.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(min(len(train_set), config.pairs_per_epoch or len(train_set)) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    start_epoch, step, history = 0, 0, []
+    start_epoch, step, history, partial = 0, 0, [], None
     checkpoint_path = os.path.join(out_dir, "checkpoint.pt") if out_dir else None
     log_path = os.path.join(out_dir, "log.csv") if out_dir else None
     if checkpoint_path and os.path.exists(checkpoint_path):
@@ -266,23 +277,37 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
         ema.shadow.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step, history = state["epoch"], state["step"], state["history"]
-        best = state.get("best")
+        best, partial = state.get("best"), state.get("partial")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc="train", unit="batch")
     if not (checkpoint_path and os.path.exists(checkpoint_path)):
         best = None
     spent = sum(h["seconds"] for h in history)
+
+    def save(epoch: int, within: Optional[Dict] = None):
+        state = {"flow": flow.state_dict(), "ema": ema.shadow.state_dict(), "optimizer": optimizer.state_dict(),
+                 "epoch": epoch, "step": step, "history": history, "config": asdict(config),
+                 "flow_config": flow.config_dict, "best": best, "partial": within}
+        atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
+
     for epoch in range(start_epoch, config.epochs):
-        if config.time_limit_s is not None and spent >= config.time_limit_s:
+        before = partial["seconds"] if partial is not None else 0.0  # of this epoch, by the run resumed
+        if partial is None and config.time_limit_s is not None and spent >= config.time_limit_s:
             break
         if config.patience is not None and best is not None and epoch - best["epoch"] > config.patience:
             break
         generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        order = _order(train_set, generator, shuffle=True, limit=config.pairs_per_epoch)
+        running, batches = 0.0, 0
+        if partial is not None:  # resume within the epoch: the same order, the generator as it was
+            generator.set_state(partial["generator"])
+            running, batches = partial["running"], partial["batches"]
+            partial = None
         flow.train()
-        started, running, batches = time.time(), 0.0, 0
-        for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True,
-                              limit=config.pairs_per_epoch):
+        started = saved = time.time() - before
+        for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True, order=order,
+                              skip=batches):
             if config.time_limit_s is not None and batches and spent + time.time() - started >= config.time_limit_s:
                 break  # the time is up within the epoch: validate and keep what was learnt
             for group in optimizer.param_groups:
@@ -300,6 +325,10 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
             batches += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, nll=f"{running / batches:.3f}")
+            if out_dir and time.time() - saved >= config.checkpoint_interval_s:
+                save(epoch, {"batches": batches, "running": running, "seconds": time.time() - started,
+                             "generator": generator.get_state()})
+                saved = time.time()
         val = (evaluate_nll(ema.shadow, val_set, collate, device=device, max_pairs=config.max_validation_pairs,
                             align_targets=config.align_targets, loss=loss)
                if len(val_set) else float("nan"))
@@ -311,17 +340,25 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
             best = {"epoch": epoch, "val_nll": val, "ema": copy.deepcopy(ema.shadow.state_dict())}
         if out_dir:
             _write_log(log_path, history)
-            state = {"flow": flow.state_dict(), "ema": ema.shadow.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch + 1, "step": step, "history": history, "config": asdict(config),
-                     "flow_config": flow.config_dict, "best": best}
-            atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
+            save(epoch + 1)
     bar.close()
     if best is not None:
         ema.shadow.load_state_dict(best["ema"])
     return TrainResult(flow=ema.shadow, history=history, checkpoint=checkpoint_path, log=log_path)
 
 
-_STOPPING = ("time_limit_s", "patience")
+_STOPPING = ("time_limit_s", "patience", "checkpoint_interval_s")
+
+
+def trained_seconds(out_dir: str) -> float:
+    """Seconds of training a run in ``out_dir`` has done: its finished epochs and the part of one
+    its last checkpoint holds (0 without a checkpoint)."""
+    path = os.path.join(out_dir, "checkpoint.pt")
+    if not os.path.exists(path):
+        return 0.0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    partial = state.get("partial")
+    return sum(h["seconds"] for h in state["history"]) + (partial["seconds"] if partial else 0.0)
 
 
 def _settings(config: Dict) -> Dict:
