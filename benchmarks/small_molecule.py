@@ -1,7 +1,8 @@
 """A molecule that is not a peptide, from its serialised System: fit, an independent reference, and a benchmark.
 
 For each System given (by default the test molecule, 1,2-dimethoxyethane with CGenFF, without and
-with ``constraints=HBonds``), runs in turn, each step resumable (the same command continues):
+with ``constraints=HBonds``), runs in turn, each step resumable (the same command continues; a
+finished benchmark is kept):
 
 1. ``openmm-timewarp fit SYSTEM PDB --minutes M -o OUT/<name>/fit``;
 2. ``openmm-timewarp reference SYSTEM PDB --ns NS --burn-in-ns 0.5 -o OUT/<name>/reference`` (replica exchange of the
@@ -43,8 +44,9 @@ def run_one(system, pdb, folder, args):
     command("fit", system, pdb, "--minutes", args.minutes, "-o", fit, "--no-progress")
     command("reference", system, pdb, "--ns", args.ns, "--burn-in-ns", args.burn_in_ns, "--replicas", args.replicas,
             "-o", reference, "--no-progress")
-    command("benchmark", "--system", fit, "--reference", reference, "--methods", *METHODS, "--budget", args.budget,
-            "--repeats", args.repeats, "--seed", args.seed, "--out", bench, "--no-progress")
+    if not os.path.isfile(os.path.join(bench, "benchmark.json")):  # a finished benchmark is kept
+        command("benchmark", "--system", fit, "--reference", reference, "--methods", *METHODS, "--budget",
+                args.budget, "--repeats", args.repeats, "--seed", args.seed, "--out", bench, "--no-progress")
     with open(os.path.join(fit, "fit.json")) as handle:
         check = json.load(handle)["stages"]["check"]
     with open(os.path.join(bench, "benchmark.json")) as handle:
