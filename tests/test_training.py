@@ -175,3 +175,13 @@ def test_the_time_limit_stops_within_an_epoch(tmp_path, monkeypatch):
     result = train_flow(TimewarpFlow(CONFIG), train, val, collate, config, str(tmp_path), progress=False)
     assert len(result.history) == 1 and result.history[0]["step"] < 256 // 16  # stopped inside epoch 0
     assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_trained_seconds_reads_either_trainers_checkpoint(tmp_path):
+    from openmm_timewarp.lab.training.trainer import trained_seconds
+
+    assert trained_seconds(str(tmp_path)) == 0.0
+    torch.save({"history": [{"seconds": 5.0}, {"seconds": 7.0}], "partial": {"seconds": 2.5}}, tmp_path / "checkpoint.pt")
+    assert trained_seconds(str(tmp_path)) == pytest.approx(14.5)
+    torch.save({"history": [{"step": 10}], "seconds": 33.0}, tmp_path / "checkpoint.pt")  # peptides fine-tuning
+    assert trained_seconds(str(tmp_path)) == pytest.approx(33.0)

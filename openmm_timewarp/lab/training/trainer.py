@@ -352,11 +352,14 @@ _STOPPING = ("time_limit_s", "patience", "checkpoint_interval_s")
 
 def trained_seconds(out_dir: str) -> float:
     """Seconds of training a run in ``out_dir`` has done: its finished epochs and the part of one
-    its last checkpoint holds (0 without a checkpoint)."""
+    its last checkpoint holds (0 without a checkpoint). A ``peptides`` fine-tuning checkpoint keeps
+    its own count (``seconds``)."""
     path = os.path.join(out_dir, "checkpoint.pt")
     if not os.path.exists(path):
         return 0.0
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if "seconds" in state:
+        return float(state["seconds"])
     partial = state.get("partial")
     return sum(h["seconds"] for h in state["history"]) + (partial["seconds"] if partial else 0.0)
 
