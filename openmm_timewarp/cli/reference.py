@@ -62,17 +62,9 @@ def prepare(args):
 
     settings = settings_from(args)
     settings.check(args.temperature_k)
-    from ..lab.systems import DEFAULT_PRESET
-
-    system_file = is_system_file(args.input)
-    if system_file and args.preset:
-        raise ValueError("--preset does not apply to a System file: its force field is its own.")
-    if args.structure is not None and not system_file:
-        raise ValueError(f"a second file ({args.structure!r}) goes with a System input (system.xml structure.pdb) "
-                         "only.")
-    molecule = load_molecule(args.input, capped=args.capped, preset=None if system_file else args.preset or DEFAULT_PRESET,
-                             forcefield=args.forcefield, temperature_K=args.temperature_k, structure=args.structure)
-    if not system_file:
+    molecule = load_molecule(args.input, capped=args.capped, preset=args.preset, forcefield=args.forcefield,
+                             temperature_K=args.temperature_k, structure=args.structure)
+    if not is_system_file(args.input):
         PeptideObservables(molecule.topology)  # a PDB or sequence input is a peptide
     settings.check(molecule.temperature_K)
     return molecule, settings

@@ -312,14 +312,12 @@ class Fit:
         self.settings = settings or FitSettings()
         self.progress = progress
         system_file = is_system_file(source)
-        if system_file and preset is not None:
-            raise ValueError("--preset does not apply to a System file: its force field is its own.")
         self.request = {"input": source, "capped": bool(capped), "preset": None if system_file else
                         preset or DEFAULT_PRESET, "forcefield": list(forcefield or []), "temperature_K": temperature_K}
         if structure is not None:
             self.request["structure"] = structure
         # the molecule first: bad input fails before anything is written
-        self.molecule = load_molecule(source, bool(capped), self.request["preset"], forcefield or None, temperature_K,
+        self.molecule = load_molecule(source, bool(capped), preset, forcefield or None, temperature_K,
                                       structure)
         self.settings = replace(self.settings, constraints=self._constraints(system_file))
         if system_file:  # a changed System file is a different molecule: the folder refuses it

@@ -89,7 +89,7 @@ def is_system_file(source: str) -> bool:
     return source.lower().endswith(".xml")
 
 
-def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAULT_PRESET,
+def load_molecule(source: str, capped: bool = False, preset: Optional[str] = None,
                   forcefield: Optional[Sequence[str]] = None, temperature_K: Optional[float] = None,
                   structure: Optional[str] = None) -> Molecule:
     """The molecule of a PDB file, a sequence or a serialised System, minimised with its force field.
@@ -104,8 +104,9 @@ def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAU
         System input only: a PDB of the System's atoms, in its order, with elements.
     capped : bool
         Sequences only: ACE/NME caps instead of zwitterionic termini.
-    preset : str
-        Force-field preset (ignored when ``forcefield`` files are given).
+    preset : str, optional
+        Force-field preset (default ``systems.DEFAULT_PRESET``; ignored when ``forcefield`` files
+        are given; refused for a System file).
     forcefield : sequence of str, optional
         Force-field XML files instead of a preset.
     temperature_K : float, optional
@@ -119,10 +120,12 @@ def load_molecule(source: str, capped: bool = False, preset: str = systems.DEFAU
         A path that does not exist.
     """
     if is_system_file(source):
+        if preset is not None:
+            raise ValueError("--preset does not apply to a System file: its force field is its own.")
         return _load_system_file(source, structure, capped, forcefield, temperature_K)
     if structure is not None:
         raise ValueError(f"a structure PDB goes with a System XML file, not with {source!r}.")
-    ff = force_field_preset(preset, forcefield)
+    ff = force_field_preset(preset or systems.DEFAULT_PRESET, forcefield)
     if source.lower().endswith(".pdb") or os.path.sep in source:
         topology, positions = systems.read_pdb(source)
         sequence, is_capped = systems.sequence_of(topology)

@@ -305,7 +305,7 @@ def train_flow(flow, train_set, val_set, collate: Callable, config: TrainConfig 
             running, batches = partial["running"], partial["batches"]
             partial = None
         flow.train()
-        started = saved = time.time() - before
+        started, saved = time.time() - before, time.time()
         for batch in _batches(train_set, config.batch_size, generator, collate, shuffle=True, order=order,
                               skip=batches):
             if config.time_limit_s is not None and batches and spent + time.time() - started >= config.time_limit_s:
